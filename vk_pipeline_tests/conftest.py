@@ -1,0 +1,3 @@
+pytest_plugins = [
+    "vk_pipeline_tests.fixtures.emulator",
+]
