@@ -1,0 +1,333 @@
+"""HTTP transport to the VK API: one request, its retries, and `execute` packs.
+
+The client speaks VK's wire format only; it never knows whether the server is VK or the local
+emulator. Paging and batching across posts live in `paging.py` on top of `call_many`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from vk_pipeline.vk.errors import (
+    RESPONSE_TOO_BIG,
+    ErrorClass,
+    ObjectError,
+    VKFatalError,
+    VKQuotaError,
+    VKRetriesExhaustedError,
+    classify,
+)
+from vk_pipeline.vk.stats import ClientStats
+from vk_pipeline.vk.throttle import RateLimiter
+
+VK_API_URL = "https://api.vk.ru/method"
+VK_API_VERSION = "5.199"
+EXECUTE_MAX_CALLS = 25
+
+
+@dataclass(frozen=True)
+class Call:
+    """One VK API method call, directly or as a slot of an `execute` pack."""
+
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# What a call gives back: the `response` payload, or the per-object refusal.
+Result = Any | ObjectError
+
+
+class _Transient(Exception):
+    def __init__(self, code: int | str, message: str, *, wait: float = 0.0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.wait = wait
+
+
+class _TooBig(Exception):
+    pass
+
+
+def vkscript(calls: Sequence[Call]) -> str:
+    """The VKScript for a pack: `return [API.a.b({...}), ...];`.
+
+    JSON object literals are valid VKScript, so parameters need no escaping of their own.
+    """
+    parts = [
+        f"API.{c.method}({json.dumps(c.params, ensure_ascii=False, separators=(',', ':'))})"
+        for c in calls
+    ]
+    return "return [" + ",".join(parts) + "];"
+
+
+class VKClient:
+    """A throttled, retrying VK API client for one token."""
+
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        limiter: RateLimiter,
+        api_base_url: str = VK_API_URL,
+        api_version: str = VK_API_VERSION,
+        timeout_seconds: float = 15.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        use_execute: bool = True,
+        execute_batch_size: int = EXECUTE_MAX_CALLS,
+        stats: ClientStats | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        if not access_token:
+            raise VKFatalError("auth", "no token", "no VK access token is configured")
+        self._token = access_token
+        self._base = api_base_url.rstrip("/")
+        self.api_version = api_version
+        self.limiter = limiter
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.use_execute = use_execute
+        self.execute_batch_size = max(1, min(execute_batch_size, EXECUTE_MAX_CALLS))
+        self.stats = stats or ClientStats()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._exhausted: dict[str, VKQuotaError] = {}
+        # The token travels in the Authorization header, never in the URL, so httpx's request log
+        # lines and exception messages (which carry the URL) cannot leak it.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0)),
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+
+    def __repr__(self) -> str:
+        return f"VKClient(api_base_url={self._base!r}, api_version={self.api_version!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> VKClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- single calls -------------------------------------------------------------------------
+
+    def call(self, method: str, **params: Any) -> Result:
+        """One method call; per-object errors come back as `ObjectError`."""
+        self._check_quota(method)
+        return self._with_retries(method, lambda: self._request_one(method, params))
+
+    # -- many calls ---------------------------------------------------------------------------
+
+    def call_many(self, calls: Sequence[Call]) -> list[Result]:
+        """Results for `calls`, in order: packed into `execute` requests unless batching is off."""
+        if not self.use_execute:
+            return [self.call(c.method, **c.params) for c in calls]
+        results: list[Result] = []
+        start = 0
+        while start < len(calls):
+            pack = calls[start : start + self.execute_batch_size]
+            try:
+                results.extend(self._execute_pack(pack))
+            except _TooBig:
+                if len(pack) == 1:
+                    raise VKFatalError(
+                        pack[0].method, RESPONSE_TOO_BIG, "response too big even for a single call"
+                    ) from None
+                # The pack size stays reduced for the rest of the run: the next pack of the same
+                # kind would most likely be too big as well.
+                self.execute_batch_size = max(1, len(pack) // 2)
+                continue
+            start += len(pack)
+        return results
+
+    def _execute_pack(self, pack: Sequence[Call]) -> list[Result]:
+        for c in pack:
+            self._check_quota(c.method)
+        pending = list(range(len(pack)))
+        results: list[Result] = [None] * len(pack)
+        attempt = 0
+        while pending:
+            sub = [pack[i] for i in pending]
+            slots, errors = self._with_retries(
+                "execute", lambda sub=sub: self._request_execute(sub), allow_too_big=True
+            )
+            retry: list[int] = []
+            quota: VKQuotaError | None = None
+            for i, slot, err in zip(pending, slots, errors, strict=True):
+                if err is None:
+                    results[i] = slot
+                    continue
+                code, message = err
+                kind = classify(code) if isinstance(code, int) else ErrorClass.TRANSIENT
+                self.stats.error(pack[i].method, code)
+                if kind is ErrorClass.OBJECT:
+                    results[i] = ObjectError(code, message)
+                elif kind is ErrorClass.TRANSIENT:
+                    retry.append(i)
+                elif kind is ErrorClass.QUOTA:
+                    quota = self._exhaust(pack[i].method, code, message)
+                else:
+                    raise VKFatalError(pack[i].method, code, message)
+            if quota is not None:
+                raise quota
+            if retry:
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    i = retry[0]
+                    code, message = errors[pending.index(i)] or ("?", "?")
+                    raise VKRetriesExhaustedError(pack[i].method, code, message, attempt)
+                self.stats.retry()
+                self._sleep(self._backoff(attempt))
+            pending = retry
+        return results
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _check_quota(self, method: str) -> None:
+        if method in self._exhausted:
+            raise self._exhausted[method]
+
+    def _exhaust(self, method: str, code: int, message: str) -> VKQuotaError:
+        error = VKQuotaError(method, code, message)
+        self._exhausted[method] = error
+        return error
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter keeps several workers that failed together from retrying together.
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling * (0.5 + self._rng.random() / 2)
+
+    def _with_retries(
+        self, method: str, send: Callable[[], Any], *, allow_too_big: bool = False
+    ) -> Any:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return send()
+            except _Transient as t:
+                self.stats.error(method, t.code)
+                if attempt == self.max_attempts:
+                    raise VKRetriesExhaustedError(method, t.code, t.message, attempt) from None
+                self.stats.retry()
+                self._sleep(max(t.wait, self._backoff(attempt)))
+            except _TooBig:
+                self.stats.error(method, RESPONSE_TOO_BIG)
+                if not allow_too_big:
+                    raise VKFatalError(
+                        method, RESPONSE_TOO_BIG, "response size is too big"
+                    ) from None
+                raise
+        raise AssertionError("unreachable")
+
+    def _post(self, method: str, data: dict[str, Any], inner_calls: dict[str, int] | None) -> Any:
+        """One HTTP request; returns the decoded body or raises `_Transient`."""
+        self.limiter.acquire()
+        self.stats.request(method, inner_calls)
+        form = {k: _form_value(v) for k, v in data.items()}
+        form["v"] = self.api_version
+        try:
+            response = self._http.post(f"{self._base}/{method}", data=form)
+        except httpx.TimeoutException:
+            raise _Transient("timeout", "request timed out") from None
+        except httpx.TransportError as e:
+            raise _Transient("connection", f"connection failed ({type(e).__name__})") from None
+        if response.status_code >= 500:
+            raise _Transient(f"http_{response.status_code}", f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise VKFatalError(method, f"http_{response.status_code}", "unexpected HTTP status")
+        try:
+            body = response.json()
+        except ValueError:
+            raise _Transient("malformed", "response body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _Transient("malformed", "response body is not a JSON object")
+        return body
+
+    def _raise_for_error(self, method: str, error: dict[str, Any]) -> ObjectError:
+        code = error.get("error_code")
+        message = str(error.get("error_msg", ""))
+        if not isinstance(code, int):
+            raise _Transient("malformed", "error without a code")
+        kind = classify(code)
+        if code == RESPONSE_TOO_BIG and "too big" in message:
+            raise _TooBig
+        if kind is ErrorClass.TRANSIENT:
+            if code == 6:
+                # Someone else spends this token too (another run, a person): back off as a whole.
+                self.limiter.penalize(1.1)
+            raise _Transient(code, message, wait=1.1 if code == 6 else 0.0)
+        self.stats.error(method, code)
+        if kind is ErrorClass.QUOTA:
+            raise self._exhaust(method, code, message)
+        if kind is ErrorClass.FATAL:
+            raise VKFatalError(method, code, message)
+        return ObjectError(code, message)
+
+    def _request_one(self, method: str, params: dict[str, Any]) -> Result:
+        body = self._post(method, params, None)
+        if "error" in body:
+            return self._raise_for_error(method, body["error"])
+        if "response" not in body:
+            raise _Transient("malformed", "neither response nor error in body")
+        return body["response"]
+
+    def _request_execute(
+        self, calls: Sequence[Call]
+    ) -> tuple[list[Any], list[tuple[int | str, str] | None]]:
+        body = self._post("execute", {"code": vkscript(calls)}, Counter(c.method for c in calls))
+        if "error" in body:
+            # A whole-execute error applies to every slot; per-object ones cannot happen here.
+            obj = self._raise_for_error("execute", body["error"])
+            raise VKFatalError("execute", obj.code, obj.message)
+        slots = body.get("response")
+        if not isinstance(slots, list) or len(slots) != len(calls):
+            raise _Transient("malformed", "execute response does not match the pack")
+        return slots, _pair_execute_errors(calls, slots, body.get("execute_errors") or [])
+
+
+def _pair_execute_errors(
+    calls: Sequence[Call], slots: Sequence[Any], execute_errors: Sequence[dict[str, Any]]
+) -> list[tuple[int | str, str] | None]:
+    """The error of each `false` slot, or None for slots that succeeded.
+
+    VK does not index `execute_errors`: entries come in call order, may include an extra entry for
+    "execute" itself, and need not pair 1:1 with `false` slots. So each failed slot takes the next
+    unused entry for its own method; a failed slot with no entry left is retried as transient.
+    """
+    queues: dict[str, list[tuple[int | str, str]]] = {}
+    for e in execute_errors:
+        method = str(e.get("method", ""))
+        if method == "execute":
+            continue
+        queues.setdefault(method, []).append(
+            (e.get("error_code", "unknown"), str(e.get("error_msg", "")))
+        )
+    out: list[tuple[int | str, str] | None] = []
+    for call, slot in zip(calls, slots, strict=True):
+        if slot is False:
+            queue = queues.get(call.method)
+            out.append(queue.pop(0) if queue else ("unpaired", "false slot without an error"))
+        else:
+            out.append(None)
+    return out
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)

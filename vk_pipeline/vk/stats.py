@@ -1,0 +1,75 @@
+"""Per-client accounting, published by the assets as materialization metadata."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ClientStats:
+    http_requests: int = 0
+    retries: int = 0
+    requests_by_method: Counter[str] = field(default_factory=Counter)
+    calls_by_method: Counter[str] = field(default_factory=Counter)
+    # keys like "wall.getComments:212" or "execute:http_503"
+    errors: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def request(self, method: str, inner_calls: dict[str, int] | None = None) -> None:
+        with self._lock:
+            self.http_requests += 1
+            self.requests_by_method[method] += 1
+            if inner_calls is None:
+                self.calls_by_method[method] += 1
+            else:
+                self.calls_by_method.update(inner_calls)
+
+    def retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def error(self, method: str, code: int | str) -> None:
+        with self._lock:
+            self.errors[f"{method}:{code}"] += 1
+
+    @property
+    def api_calls(self) -> int:
+        return sum(self.calls_by_method.values())
+
+    def error_count(self, code: int | str) -> int:
+        suffix = f":{code}"
+        return sum(n for key, n in self.errors.items() if key.endswith(suffix))
+
+    def snapshot(self) -> ClientStats:
+        with self._lock:
+            return ClientStats(
+                http_requests=self.http_requests,
+                retries=self.retries,
+                requests_by_method=Counter(self.requests_by_method),
+                calls_by_method=Counter(self.calls_by_method),
+                errors=Counter(self.errors),
+            )
+
+    def since(self, earlier: ClientStats) -> ClientStats:
+        """What happened after `earlier` was taken (one asset's share of a shared client)."""
+        now = self.snapshot()
+        return ClientStats(
+            http_requests=now.http_requests - earlier.http_requests,
+            retries=now.retries - earlier.retries,
+            requests_by_method=now.requests_by_method - earlier.requests_by_method,
+            calls_by_method=now.calls_by_method - earlier.calls_by_method,
+            errors=now.errors - earlier.errors,
+        )
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "vk_http_requests": self.http_requests,
+            "vk_api_calls": self.api_calls,
+            "vk_retries": self.retries,
+            "vk_requests_by_method": dict(self.requests_by_method),
+            "vk_calls_by_method": dict(self.calls_by_method),
+            "vk_errors": dict(self.errors),
+        }
