@@ -1,3 +1,4 @@
 pytest_plugins = [
+    "vk_pipeline_tests.fixtures.postgres",
     "vk_pipeline_tests.fixtures.emulator",
 ]

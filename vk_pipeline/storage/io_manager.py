@@ -1,0 +1,169 @@
+"""A Dagster IO manager that upserts asset outputs into PostgreSQL tables over COPY.
+
+Asset definition metadata it reads:
+
+- ``table``: target table (default: the last component of the asset key);
+- ``write_mode``: ``"upsert"`` (default) or ``"replace"`` (delete the partition slice first);
+- ``partition_expr``: column whose values are the asset's partition keys; writes and reads of a
+  partitioned asset are limited to ``partition_expr = ANY(<partition keys>)``.
+
+Input metadata: ``columns`` (list of column names) restricts what ``load_input`` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from psycopg import sql
+
+from vk_pipeline.storage import copy as bulk
+from vk_pipeline.storage.resource import PostgresResource
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """A partial-row upsert into another table of the same schema, yielded in an asset's output
+    stream and written in the same transaction as the asset's own rows (e.g. comment-sync state
+    of ``posts`` rows written atomically with the comments)."""
+
+    table: str
+    frame: pd.DataFrame
+
+
+@dataclass
+class FrameStream:
+    """An asset output streamed chunk by chunk, plus metadata its producer fills while the
+    stream is consumed (counts known only at the end). The IO manager writes the chunks, then
+    adds ``metadata`` to the output metadata; on a key clash the producer's value wins."""
+
+    chunks: Iterable[pd.DataFrame | TableWrite | None]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[pd.DataFrame | TableWrite | None]:
+        return iter(self.chunks)
+
+
+def _iter_items(obj: Any) -> Iterator[pd.DataFrame | TableWrite]:
+    if obj is None:
+        return
+    if isinstance(obj, (pd.DataFrame, TableWrite)):
+        yield obj
+        return
+    if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes, dict)):
+        for item in obj:
+            if item is None:
+                continue
+            if not isinstance(item, (pd.DataFrame, TableWrite)):
+                raise TypeError(
+                    f"output streams may hold DataFrames and TableWrites, got {type(item).__name__}"
+                )
+            yield item
+        return
+    raise TypeError(
+        "PostgresIOManager writes a DataFrame, an iterable of DataFrames/TableWrites or None; "
+        f"got {type(obj).__name__}"
+    )
+
+
+def _table_for(asset_key: dg.AssetKey, metadata: dict[str, Any] | None) -> str:
+    table = (metadata or {}).get("table")
+    return str(table) if table else asset_key.path[-1]
+
+
+class PostgresIOManager(dg.ConfigurableIOManager):
+    """Stores DataFrame outputs in ``<schema>.<table>``; see the module doc for metadata keys.
+
+    Output metadata: ``table``, ``rows``, ``inserted``, ``updated``, ``unchanged``, ``deleted``,
+    ``seconds`` and ``dagster/row_count``, which is the number of rows in the written partition
+    slice after the write (the whole table's count for an unpartitioned asset). Rows sent as
+    TableWrites are reported as ``<table>_rows``, ``<table>_inserted``, ``<table>_updated``,
+    ``<table>_unchanged``.
+    """
+
+    postgres: PostgresResource
+    chunk_rows: int = bulk.DEFAULT_CHUNK_ROWS
+
+    def _partition(
+        self, context: dg.OutputContext | dg.InputContext, metadata: dict[str, Any]
+    ) -> tuple[str | None, list[str] | None]:
+        if not context.has_asset_partitions:
+            return None, None
+        column = metadata.get("partition_expr")
+        if not column:
+            return None, None
+        return str(column), list(context.asset_partition_keys)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            context.log.debug("PostgresIOManager: nothing to write")
+            return
+        metadata = dict(context.definition_metadata or {})
+        table = _table_for(context.asset_key, metadata)
+        mode = metadata.get("write_mode", "upsert")
+        column, keys = self._partition(context, metadata)
+        if mode == "replace" and context.has_asset_partitions and column is None:
+            raise dg.DagsterInvariantViolationError(
+                f"{context.asset_key.to_user_string()}: write_mode 'replace' on a partitioned "
+                "asset needs a 'partition_expr' in its metadata, or it would replace the whole table"
+            )
+        schema = self.postgres.schema_name
+        extra: dict[str, bulk.TableWriter] = {}
+        with self.postgres.connection() as conn:
+            with conn.transaction():
+                main = bulk.TableWriter(
+                    conn,
+                    table,
+                    schema=schema,
+                    mode=mode,
+                    partition_column=column,
+                    partition_values=keys,
+                    chunk_rows=self.chunk_rows,
+                ).begin()
+                for item in _iter_items(obj):
+                    if isinstance(item, TableWrite):
+                        writer = extra.get(item.table)
+                        if writer is None:
+                            writer = bulk.TableWriter(
+                                conn, item.table, schema=schema, chunk_rows=self.chunk_rows
+                            ).begin()
+                            extra[item.table] = writer
+                        writer.write(item.frame)
+                    else:
+                        main.write(item)
+                stats = main.finish()
+                for writer in extra.values():
+                    writer.finish()
+            row_count = self._slice_count(conn, main.info, column, keys)
+        out: dict[str, Any] = stats.as_dict()
+        out.pop("chunks")
+        out["write_mode"] = mode
+        out["dagster/row_count"] = row_count
+        for name, writer in extra.items():
+            for key in ("rows", "inserted", "updated", "unchanged"):
+                out[f"{name}_{key}"] = writer.stats.as_dict()[key]
+        if isinstance(obj, FrameStream):
+            out.update(obj.metadata)
+        context.add_output_metadata(out)
+
+    @staticmethod
+    def _slice_count(
+        conn: Any, info: bulk.TableInfo, column: str | None, keys: Sequence[str] | None
+    ) -> int:
+        where = bulk._partition_filter(info, column, keys)
+        query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(info.ident) + where
+        row = conn.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        upstream = context.upstream_output
+        upstream_meta = dict((upstream.definition_metadata if upstream else None) or {})
+        table = _table_for(context.asset_key, upstream_meta)
+        columns = (context.definition_metadata or {}).get("columns")
+        column, keys = self._partition(context, upstream_meta)
+        return self.postgres.read_frame(
+            table, columns=columns, partition_column=column, partition_values=keys
+        )
