@@ -1,0 +1,47 @@
+import time
+
+import dagster as dg
+import pandas as pd
+
+from vk_pipeline.assets.common import (
+    ASSET_GROUP,
+    BACKFILL_POLICY,
+    VK_POOL,
+    preview,
+    run_metadata,
+)
+from vk_pipeline.assets.rows import GROUP_COLUMNS, frame, group_row
+from vk_pipeline.partitions import group_partitions
+from vk_pipeline.vk import VKResource, fetch_groups
+
+
+@dg.asset(
+    partitions_def=group_partitions,
+    backfill_policy=BACKFILL_POLICY,
+    pool=VK_POOL,
+    kinds={"python", "postgres"},
+    group_name=ASSET_GROUP,
+    metadata={"partition_expr": "id", "write_mode": "upsert"},
+)
+def groups(context: dg.AssetExecutionContext, vk: VKResource) -> pd.DataFrame:
+    """VK communities, one row each: name, type, members, wall mode, status (open/closed/private/banned/deleted)."""
+    started = time.monotonic()
+    client = vk.get_client()
+    with client:
+        results = fetch_groups(client, context.partition_keys)
+    rows = [
+        group_row(r.key, r.group, (r.error.code, r.error.message) if r.error else None)
+        for r in results
+    ]
+    df = frame(rows, GROUP_COLUMNS)
+    statuses = df["status"].value_counts().to_dict()
+    context.log.info(f"{len(df)} groups: {statuses}")
+    context.add_output_metadata(
+        run_metadata(
+            client.stats,
+            started,
+            statuses=statuses,
+            preview=preview(df, ["id", "screen_name", "name", "status", "members_count"]),
+        )
+    )
+    return df
