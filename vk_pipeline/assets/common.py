@@ -69,7 +69,10 @@ def preview(df: pd.DataFrame, columns: list[str], rows: int = 5) -> dg.MetadataV
 
 
 def run_metadata(stats: ClientStats, started: float, **extra: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {**stats.as_metadata(), "seconds": round(time.monotonic() - started, 2)}
+    meta: dict[str, Any] = {
+        **stats.as_metadata(),
+        "crawl_seconds": round(time.monotonic() - started, 2),
+    }
     for key, value in extra.items():
         meta[key] = dg.MetadataValue.json(value) if isinstance(value, Mapping) else value
     return meta
