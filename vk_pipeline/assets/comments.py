@@ -6,9 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from vk_pipeline.assets.common import (
-    ASSET_GROUP,
-    BACKFILL_POLICY,
-    VK_POOL,
+    VK_ASSET,
     CrawlConfig,
     Progress,
     group_ids,
@@ -25,7 +23,6 @@ from vk_pipeline.assets.rows import (
     frame,
     tombstone,
 )
-from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import FrameStream, PostgresResource, TableWrite
 from vk_pipeline.vk import CommentsResult, Cost, PostRef, VKClient, VKResource, fetch_comments
 
@@ -63,12 +60,8 @@ def posts_to_crawl(posts: pd.DataFrame, window: pd.Timestamp) -> pd.DataFrame:
 
 
 @dg.asset(
-    partitions_def=group_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    pool=VK_POOL,
+    **VK_ASSET,
     ins={"posts": dg.AssetIn(metadata={"columns": POST_INPUT_COLUMNS})},
-    kinds={"python", "postgres"},
-    group_name=ASSET_GROUP,
     metadata={"partition_expr": "group_id", "write_mode": "upsert"},
 )
 def comments(

@@ -11,12 +11,22 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, field_validator
 
+from vk_pipeline.partitions import group_partitions
 from vk_pipeline.vk import ClientStats
 
 VK_POOL = "vk_api"
 ASSET_GROUP = "vk"
 # A range run holds up to this many groups; a backfill of 1,000 groups is 20 runs, not 1,000.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
+# What every VK asset shares: group partitions, batched backfills, and the pool that keeps two
+# steps from spending one token at once.
+VK_ASSET = {
+    "partitions_def": group_partitions,
+    "backfill_policy": BACKFILL_POLICY,
+    "pool": VK_POOL,
+    "kinds": {"python", "postgres"},
+    "group_name": ASSET_GROUP,
+}
 
 
 class CrawlConfig(dg.Config):

@@ -4,23 +4,16 @@ import dagster as dg
 import pandas as pd
 
 from vk_pipeline.assets.common import (
-    ASSET_GROUP,
-    BACKFILL_POLICY,
-    VK_POOL,
+    VK_ASSET,
     preview,
     run_metadata,
 )
 from vk_pipeline.assets.rows import GROUP_COLUMNS, frame, group_row
-from vk_pipeline.partitions import group_partitions
 from vk_pipeline.vk import VKResource, fetch_groups
 
 
 @dg.asset(
-    partitions_def=group_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    pool=VK_POOL,
-    kinds={"python", "postgres"},
-    group_name=ASSET_GROUP,
+    **VK_ASSET,
     metadata={"partition_expr": "id", "write_mode": "upsert"},
 )
 def groups(context: dg.AssetExecutionContext, vk: VKResource) -> pd.DataFrame:

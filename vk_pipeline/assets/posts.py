@@ -5,9 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from vk_pipeline.assets.common import (
-    ASSET_GROUP,
-    BACKFILL_POLICY,
-    VK_POOL,
+    VK_ASSET,
     CrawlConfig,
     Progress,
     group_ids,
@@ -18,18 +16,13 @@ from vk_pipeline.assets.common import (
 )
 from vk_pipeline.assets.groups import groups
 from vk_pipeline.assets.rows import POST_COLUMNS, TOMBSTONE_COLUMNS, frame, post_row, tombstone
-from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresResource
 from vk_pipeline.vk import VKResource, WallRequest, WallResult, fetch_walls
 
 
 @dg.asset(
-    partitions_def=group_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    pool=VK_POOL,
+    **VK_ASSET,
     deps=[groups],
-    kinds={"python", "postgres"},
-    group_name=ASSET_GROUP,
     metadata={"partition_expr": "group_id", "write_mode": "upsert"},
 )
 def posts(

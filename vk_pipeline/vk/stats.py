@@ -39,31 +39,6 @@ class ClientStats:
     def api_calls(self) -> int:
         return sum(self.calls_by_method.values())
 
-    def error_count(self, code: int | str) -> int:
-        suffix = f":{code}"
-        return sum(n for key, n in self.errors.items() if key.endswith(suffix))
-
-    def snapshot(self) -> ClientStats:
-        with self._lock:
-            return ClientStats(
-                http_requests=self.http_requests,
-                retries=self.retries,
-                requests_by_method=Counter(self.requests_by_method),
-                calls_by_method=Counter(self.calls_by_method),
-                errors=Counter(self.errors),
-            )
-
-    def since(self, earlier: ClientStats) -> ClientStats:
-        """What happened after `earlier` was taken (one asset's share of a shared client)."""
-        now = self.snapshot()
-        return ClientStats(
-            http_requests=now.http_requests - earlier.http_requests,
-            retries=now.retries - earlier.retries,
-            requests_by_method=now.requests_by_method - earlier.requests_by_method,
-            calls_by_method=now.calls_by_method - earlier.calls_by_method,
-            errors=now.errors - earlier.errors,
-        )
-
     def as_metadata(self) -> dict[str, Any]:
         return {
             "vk_http_requests": self.http_requests,

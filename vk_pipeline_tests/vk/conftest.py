@@ -19,7 +19,7 @@ def make_client() -> Callable[..., VKClient]:
         client = VKClient(
             access_token=token,
             api_base_url=server.base_url,
-            limiter=SlidingWindowLimiter(rate or server_rate(server), margin=0.02),
+            limiter=SlidingWindowLimiter(rate or float(server.rate), margin=0.02),
             **kw,
         )
         clients.append(client)
@@ -28,7 +28,3 @@ def make_client() -> Callable[..., VKClient]:
     yield make
     for c in clients:
         c.close()
-
-
-def server_rate(server: EmulatorServer) -> float:
-    return float(server.rate)
