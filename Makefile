@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# One uv for every install: here and in the Dockerfile (ARG UV_VERSION; a test keeps them equal).
+UV_VERSION := 0.13.9
+# Debian's chromium: the end-to-end test drives it with Playwright (Playwright's own browser
+# download is not reachable from CI).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install test demo dev lint format bench clean
+.PHONY: install browser test demo dev lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +18,23 @@ $(BIN)/python:
 # uv resolves and installs the Dagster stack in seconds instead of minutes; it is bootstrapped from
 # PyPI into the venv itself, so nothing but Python has to be on the machine.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
 
-test: $(STAMP)
+# CI runs as root on Debian: install the browser there; elsewhere say how (the UI test fails
+# with the same hint rather than skipping).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else \
+	    echo "$(CHROMIUM) is missing: run 'sudo make browser' (Debian package chromium)" >&2; \
+	  fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
