@@ -14,6 +14,7 @@ from vk_pipeline.storage import (
     DatabaseUnreachableError,
     PostgresResource,
     embedded_database_url,
+    load_migrations,
     redact_url,
     resolve_database_url,
     with_dbname,
@@ -105,7 +106,7 @@ def test_embedded_server_creates_database_and_is_reused() -> None:
     assert url == embedded_database_url(data_dir, dbname="vk_embedded_test")
     resource = PostgresResource(database_url=url)
     try:
-        assert resource.ensure_schema() == [1]
+        assert resource.ensure_schema() == [m.version for m in load_migrations()]
         assert resource.execute("SELECT current_database()") == [("vk_embedded_test",)]
     finally:
         from vk_pipeline.storage import close_pools
