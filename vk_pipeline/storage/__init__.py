@@ -14,7 +14,13 @@ from vk_pipeline.storage.copy import (
     write_frames,
 )
 from vk_pipeline.storage.embedded import embedded_database_url, resolve_database_url
-from vk_pipeline.storage.io_manager import FrameStream, PostgresIOManager, TableWrite
+from vk_pipeline.storage.io_manager import (
+    COMMIT,
+    Commit,
+    FrameStream,
+    PostgresIOManager,
+    TableWrite,
+)
 from vk_pipeline.storage.migrations import load_migrations, migrate
 from vk_pipeline.storage.resource import (
     DatabaseUnreachableError,
@@ -25,6 +31,8 @@ from vk_pipeline.storage.resource import (
 )
 
 __all__ = [
+    "COMMIT",
+    "Commit",
     "DatabaseUnreachableError",
     "FrameStream",
     "PostgresIOManager",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -708,10 +708,12 @@ def iter_frames(
     schema: str = "vk",
     partition_column: str | None = None,
     partition_values: Sequence[Any] | None = None,
+    where: Mapping[str, Sequence[Any]] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Iterator[pd.DataFrame]:
     """Stream a table (or a partition slice of it) as DataFrames of at most ``chunk_rows``.
 
+    ``where`` adds ``column = ANY(values)`` filters (ANDed), e.g. the posts of one owner.
     Rows come through a server-side cursor, so memory is bounded by one chunk.
     """
     info = table_info(conn, table, schema)
@@ -723,10 +725,14 @@ def iter_frames(
         if unknown:
             raise StorageError(f"{info.qualified_name} has no column(s) {unknown}")
         cols = [info.columns[c] for c in columns]
-    where = _partition_filter(info, partition_column, partition_values)
+    where_sql = _partition_filter(info, partition_column, partition_values)
+    for column, values in (where or {}).items():
+        where_sql = sql.SQL("({}) AND ({})").format(
+            where_sql, _partition_filter(info, column, list(values))
+        )
     exprs = [_select_expr(c)[0] for c in cols]
     query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        sql.SQL(", ").join(exprs), info.ident, where
+        sql.SQL(", ").join(exprs), info.ident, where_sql
     )
     yielded = False
     # A named cursor needs a transaction; this is a savepoint if the caller already has one.
@@ -756,6 +762,7 @@ def read_frame(
     schema: str = "vk",
     partition_column: str | None = None,
     partition_values: Sequence[Any] | None = None,
+    where: Mapping[str, Sequence[Any]] | None = None,
 ) -> pd.DataFrame:
     """Read a table (or the slice ``partition_column = ANY(partition_values)``) as a DataFrame.
 
@@ -771,6 +778,7 @@ def read_frame(
             schema=schema,
             partition_column=partition_column,
             partition_values=partition_values,
+            where=where,
         )
     )
     if len(frames) == 1:

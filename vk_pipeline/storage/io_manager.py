@@ -34,20 +34,36 @@ class TableWrite:
     frame: pd.DataFrame
 
 
+class Commit:
+    """A marker in an output stream: commit everything written so far.
+
+    What precedes it survives a later failure (or a kill) of the run; the writes between two
+    markers are one transaction, so rows and the state that vouches for them (e.g. a post's
+    comment-sync state) land together or not at all."""
+
+    def __repr__(self) -> str:
+        return "COMMIT"
+
+
+COMMIT = Commit()
+
+Item = pd.DataFrame | TableWrite | Commit
+
+
 @dataclass
 class FrameStream:
     """An asset output streamed chunk by chunk, plus metadata its producer fills while the
     stream is consumed (counts known only at the end). The IO manager writes the chunks, then
     adds ``metadata`` to the output metadata; on a key clash the producer's value wins."""
 
-    chunks: Iterable[pd.DataFrame | TableWrite | None]
+    chunks: Iterable[Item | None]
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def __iter__(self) -> Iterator[pd.DataFrame | TableWrite | None]:
+    def __iter__(self) -> Iterator[Item | None]:
         return iter(self.chunks)
 
 
-def _iter_items(obj: Any) -> Iterator[pd.DataFrame | TableWrite]:
+def _iter_items(obj: Any) -> Iterator[Item]:
     if obj is None:
         return
     if isinstance(obj, (pd.DataFrame, TableWrite)):
@@ -57,9 +73,10 @@ def _iter_items(obj: Any) -> Iterator[pd.DataFrame | TableWrite]:
         for item in obj:
             if item is None:
                 continue
-            if not isinstance(item, (pd.DataFrame, TableWrite)):
+            if not isinstance(item, (pd.DataFrame, TableWrite, Commit)):
                 raise TypeError(
-                    f"output streams may hold DataFrames and TableWrites, got {type(item).__name__}"
+                    "output streams may hold DataFrames, TableWrites and COMMIT markers, "
+                    f"got {type(item).__name__}"
                 )
             yield item
         return
@@ -67,6 +84,15 @@ def _iter_items(obj: Any) -> Iterator[pd.DataFrame | TableWrite]:
         "PostgresIOManager writes a DataFrame, an iterable of DataFrames/TableWrites or None; "
         f"got {type(obj).__name__}"
     )
+
+
+def _add_stats(total: bulk.WriteStats, part: bulk.WriteStats) -> None:
+    total.rows += part.rows
+    total.inserted += part.inserted
+    total.updated += part.updated
+    total.deleted += part.deleted
+    total.seconds += part.seconds
+    total.chunks += 1
 
 
 def _table_for(asset_key: dg.AssetKey, metadata: dict[str, Any] | None) -> str:
@@ -110,49 +136,83 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()}: write_mode 'replace' on a partitioned "
                 "asset needs a 'partition_expr' in its metadata, or it would replace the whole table"
             )
-        schema = self.postgres.schema_name
-        extra: dict[str, bulk.TableWriter] = {}
+        items = _iter_items(obj)
+        total = bulk.WriteStats(f"{self.postgres.schema_name}.{table}")
+        extra_totals: dict[str, bulk.WriteStats] = {}
         with self.postgres.connection() as conn:
-            with conn.transaction():
-                main = bulk.TableWriter(
-                    conn,
-                    table,
-                    schema=schema,
-                    mode=mode,
-                    partition_column=column,
-                    partition_values=keys,
-                    chunk_rows=self.chunk_rows,
-                ).begin()
-                for item in _iter_items(obj):
-                    if isinstance(item, TableWrite):
-                        writer = extra.get(item.table)
-                        if writer is None:
-                            writer = bulk.TableWriter(
-                                conn, item.table, schema=schema, chunk_rows=self.chunk_rows
-                            ).begin()
-                            extra[item.table] = writer
-                        writer.write(item.frame)
-                    else:
-                        main.write(item)
-                stats = main.finish()
-                for writer in extra.values():
-                    writer.finish()
-            row_count = self._slice_count(conn, main.info, column, keys)
-        out: dict[str, Any] = stats.as_dict()
-        out.pop("chunks")
+            first = True
+            more = True
+            while more:
+                # One transaction per commit unit: a failure rolls back only the unit under way.
+                with conn.transaction():
+                    unit, extra, more = self._write_unit(
+                        conn, items, table, mode if first else "upsert", column, keys
+                    )
+                _add_stats(total, unit)
+                for name, stats in extra.items():
+                    _add_stats(extra_totals.setdefault(name, bulk.WriteStats(name)), stats)
+                first = False
+            row_count = self._slice_count(conn, table, column, keys)
+        out: dict[str, Any] = total.as_dict()
+        out["commits"] = out.pop("chunks")
         out["write_mode"] = mode
         out["dagster/row_count"] = row_count
-        for name, writer in extra.items():
+        for name, stats in extra_totals.items():
             for key in ("rows", "inserted", "updated", "unchanged"):
-                out[f"{name}_{key}"] = writer.stats.as_dict()[key]
+                out[f"{name}_{key}"] = stats.as_dict()[key]
         if isinstance(obj, FrameStream):
             out.update(obj.metadata)
         context.add_output_metadata(out)
 
-    @staticmethod
+    def _write_unit(
+        self,
+        conn: Any,
+        items: Iterator[Item],
+        table: str,
+        mode: bulk.WriteMode,
+        column: str | None,
+        keys: list[str] | None,
+    ) -> tuple[bulk.WriteStats, dict[str, bulk.WriteStats], bool]:
+        """Write items up to the next COMMIT (or the end); return the stats and whether more
+        items may follow."""
+        schema = self.postgres.schema_name
+        main = bulk.TableWriter(
+            conn,
+            table,
+            schema=schema,
+            mode=mode,
+            partition_column=column,
+            partition_values=keys,
+            chunk_rows=self.chunk_rows,
+        ).begin()
+        extra: dict[str, bulk.TableWriter] = {}
+        more = False
+        for item in items:
+            if isinstance(item, Commit):
+                if mode == "replace":
+                    # Raised inside the unit's transaction, so the slice is left as it was.
+                    raise dg.DagsterInvariantViolationError(
+                        f"{table}: write_mode 'replace' cannot be committed in units "
+                        "(a later unit would not replace the slice)"
+                    )
+                more = True
+                break
+            if isinstance(item, TableWrite):
+                writer = extra.get(item.table)
+                if writer is None:
+                    writer = bulk.TableWriter(
+                        conn, item.table, schema=schema, chunk_rows=self.chunk_rows
+                    ).begin()
+                    extra[item.table] = writer
+                writer.write(item.frame)
+            else:
+                main.write(item)
+        return main.finish(), {name: w.finish() for name, w in extra.items()}, more
+
     def _slice_count(
-        conn: Any, info: bulk.TableInfo, column: str | None, keys: Sequence[str] | None
+        self, conn: Any, table: str, column: str | None, keys: Sequence[str] | None
     ) -> int:
+        info = bulk.table_info(conn, table, self.postgres.schema_name)
         where = bulk._partition_filter(info, column, keys)
         query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(info.ident) + where
         row = conn.execute(query).fetchone()

@@ -6,7 +6,7 @@ import atexit
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -223,6 +223,7 @@ class PostgresResource(dg.ConfigurableResource):
         columns: Sequence[str] | None = None,
         partition_column: str | None = None,
         partition_values: Sequence[Any] | None = None,
+        where: Mapping[str, Sequence[Any]] | None = None,
     ) -> pd.DataFrame:
         with self.connection() as conn:
             return bulk.read_frame(
@@ -232,6 +233,7 @@ class PostgresResource(dg.ConfigurableResource):
                 schema=self.schema_name,
                 partition_column=partition_column,
                 partition_values=partition_values,
+                where=where,
             )
 
     def write_frames(
