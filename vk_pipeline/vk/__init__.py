@@ -22,9 +22,10 @@ from vk_pipeline.vk.paging import (
     fetch_wall,
     fetch_walls,
 )
-from vk_pipeline.vk.resource import VKResource
+from vk_pipeline.vk.resource import RateBudget, VKResource
 from vk_pipeline.vk.stats import ClientStats
 from vk_pipeline.vk.throttle import RateLimiter, SlidingWindowLimiter
+from vk_pipeline.vk.tokens import TokenPool, fingerprint, split_tokens
 
 __all__ = [
     "VK_API_URL",
@@ -37,8 +38,10 @@ __all__ = [
     "GroupResult",
     "ObjectError",
     "PostRef",
+    "RateBudget",
     "RateLimiter",
     "SlidingWindowLimiter",
+    "TokenPool",
     "VKClient",
     "VKError",
     "VKFatalError",
@@ -52,5 +55,7 @@ __all__ = [
     "fetch_groups",
     "fetch_wall",
     "fetch_walls",
+    "fingerprint",
+    "split_tokens",
     "vkscript",
 ]

@@ -27,6 +27,7 @@ from vk_pipeline.vk.errors import (
 )
 from vk_pipeline.vk.stats import ClientStats
 from vk_pipeline.vk.throttle import RateLimiter
+from vk_pipeline.vk.tokens import TOKEN_ERROR_CODES, TokenPool, split_tokens
 
 VK_API_URL = "https://api.vk.ru/method"
 VK_API_VERSION = "5.199"
@@ -70,12 +71,17 @@ def vkscript(calls: Sequence[Call]) -> str:
 
 
 class VKClient:
-    """A throttled, retrying VK API client for one token."""
+    """A throttled, retrying VK API client over a pool of tokens.
+
+    Every request goes out on the token the limiter says can send soonest. A token VK rejects is
+    set aside (named by its fingerprint) and the request goes again on another; a token that hit
+    a method's daily quota is skipped for that method until the quota resets.
+    """
 
     def __init__(
         self,
         *,
-        access_token: str,
+        access_token: str | Sequence[str],
         limiter: RateLimiter,
         api_base_url: str = VK_API_URL,
         api_version: str = VK_API_VERSION,
@@ -85,13 +91,16 @@ class VKClient:
         backoff_cap: float = 30.0,
         use_execute: bool = True,
         execute_batch_size: int = EXECUTE_MAX_CALLS,
+        concurrency: int | None = None,
+        quota_cooldown_seconds: float = 86_400.0,
         stats: ClientStats | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
-        if not access_token:
+        self.tokens = TokenPool(split_tokens(access_token))
+        if not len(self.tokens):
             raise VKFatalError("auth", "no token", "no VK access token is configured")
-        self._token = access_token
         self._base = api_base_url.rstrip("/")
         self.api_version = api_version
         self.limiter = limiter
@@ -100,19 +109,25 @@ class VKClient:
         self.backoff_cap = backoff_cap
         self.use_execute = use_execute
         self.execute_batch_size = max(1, min(execute_batch_size, EXECUTE_MAX_CALLS))
+        # Requests in flight at once: one per token keeps every token's budget busy.
+        self.concurrency = max(1, concurrency or len(self.tokens))
+        self.quota_cooldown_seconds = quota_cooldown_seconds
         self.stats = stats or ClientStats()
         self._sleep = sleep
         self._rng = random.Random(seed)
-        self._exhausted: dict[str, VKQuotaError] = {}
+        self._warn = warn
         # The token travels in the Authorization header, never in the URL, so httpx's request log
         # lines and exception messages (which carry the URL) cannot leak it.
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0)),
-            headers={"Authorization": f"Bearer {access_token}"},
+            limits=httpx.Limits(max_connections=self.concurrency + 2),
         )
 
     def __repr__(self) -> str:
-        return f"VKClient(api_base_url={self._base!r}, api_version={self.api_version!r})"
+        return (
+            f"VKClient(api_base_url={self._base!r}, api_version={self.api_version!r}, "
+            f"tokens={len(self.tokens)})"
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -127,16 +142,24 @@ class VKClient:
 
     def call(self, method: str, **params: Any) -> Result:
         """One method call; per-object errors come back as `ObjectError`."""
-        self._check_quota(method)
         return self._with_retries(method, lambda: self._request_one(method, params))
 
     # -- many calls ---------------------------------------------------------------------------
 
     def call_many(self, calls: Sequence[Call]) -> list[Result]:
-        """Results for `calls`, in order: packed into `execute` requests unless batching is off."""
+        """Results for `calls`, in order: packed into `execute` requests unless batching is off.
+
+        A quota stop raises `VKQuotaError` whose `partial` holds the results that did arrive."""
         if not self.use_execute:
-            return [self.call(c.method, **c.params) for c in calls]
-        results: list[Result] = []
+            results: list[Result] = []
+            for c in calls:
+                try:
+                    results.append(self.call(c.method, **c.params))
+                except VKQuotaError as error:
+                    error.partial = [*results, *[None] * (len(calls) - len(results))]
+                    raise
+            return results
+        results = []
         start = 0
         while start < len(calls):
             pack = calls[start : start + self.execute_batch_size]
@@ -151,20 +174,26 @@ class VKClient:
                 # kind would most likely be too big as well.
                 self.execute_batch_size = max(1, len(pack) // 2)
                 continue
+            except VKQuotaError as error:
+                tail = error.partial or [None] * len(pack)
+                error.partial = [*results, *tail, *[None] * (len(calls) - start - len(pack))]
+                raise
             start += len(pack)
         return results
 
     def _execute_pack(self, pack: Sequence[Call]) -> list[Result]:
-        for c in pack:
-            self._check_quota(c.method)
         pending = list(range(len(pack)))
         results: list[Result] = [None] * len(pack)
         attempt = 0
         while pending:
             sub = [pack[i] for i in pending]
-            slots, errors = self._with_retries(
-                "execute", lambda sub=sub: self._request_execute(sub), allow_too_big=True
-            )
+            try:
+                slots, errors, fp = self._with_retries(
+                    "execute", lambda sub=sub: self._request_execute(sub), allow_too_big=True
+                )
+            except VKQuotaError as error:
+                error.partial = results
+                raise
             retry: list[int] = []
             quota: VKQuotaError | None = None
             for i, slot, err in zip(pending, slots, errors, strict=True):
@@ -173,16 +202,23 @@ class VKClient:
                     continue
                 code, message = err
                 kind = classify(code) if isinstance(code, int) else ErrorClass.TRANSIENT
-                self.stats.error(pack[i].method, code)
+                method = pack[i].method
+                self.stats.error(method, code)
                 if kind is ErrorClass.OBJECT:
                     results[i] = ObjectError(code, message)
                 elif kind is ErrorClass.TRANSIENT:
                     retry.append(i)
                 elif kind is ErrorClass.QUOTA:
-                    quota = self._exhaust(pack[i].method, code, message)
+                    # Another token may still have quota for this method: the slot goes again.
+                    quota = self._quota_hit(fp, method, code, message) or quota
+                    retry.append(i)
+                elif isinstance(code, int) and code in TOKEN_ERROR_CODES:
+                    self._reject_token(fp, method, code, message)
+                    retry.append(i)
                 else:
-                    raise VKFatalError(pack[i].method, code, message)
+                    raise VKFatalError(method, code, message)
             if quota is not None:
+                quota.partial = results
                 raise quota
             if retry:
                 attempt += 1
@@ -197,14 +233,32 @@ class VKClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _check_quota(self, method: str) -> None:
-        if method in self._exhausted:
-            raise self._exhausted[method]
+    def _quota_hit(self, fp: str, method: str, code: int, message: str) -> VKQuotaError | None:
+        """Record that token `fp` spent its quota for `method`; the error to raise when no
+        token is left for the method, else None (the call goes again on another token)."""
+        self.limiter.exhaust(fp, method, self.quota_cooldown_seconds, f"error {code}: {message}")
+        active = self.tokens.active()
+        resets_in = self.limiter.quota_resets(active, method)
+        if resets_in is None:
+            self._say(f"token {fp} reached {method}'s daily quota; the other token(s) carry on")
+            return None
+        return VKQuotaError(method, code, message, tokens=len(active), resets_in=resets_in)
 
-    def _exhaust(self, method: str, code: int, message: str) -> VKQuotaError:
-        error = VKQuotaError(method, code, message)
-        self._exhausted[method] = error
-        return error
+    def _reject_token(self, fp: str, method: str, code: int, message: str) -> None:
+        """Set a token VK refused aside; fail when none is left."""
+        if self.tokens.retire(fp, f"error {code}: {message}"):
+            left = len(self.tokens.active())
+            self._say(f"VK rejected token {fp} (error {code}: {message}); set aside, {left} left")
+        if not self.tokens.active():
+            raise VKFatalError(
+                method,
+                code,
+                f"{message}; no usable VK token left ({self.tokens.describe_retired()})",
+            )
+
+    def _say(self, message: str) -> None:
+        if self._warn is not None:
+            self._warn(message)
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter keeps several workers that failed together from retrying together.
@@ -232,14 +286,35 @@ class VKClient:
                 raise
         raise AssertionError("unreachable")
 
-    def _post(self, method: str, data: dict[str, Any], inner_calls: dict[str, int] | None) -> Any:
-        """One HTTP request; returns the decoded body or raises `_Transient`."""
-        self.limiter.acquire()
+    def _acquire(self, methods: set[str]) -> str:
+        active = self.tokens.active()
+        if not active:
+            raise VKFatalError(
+                sorted(methods)[0], 5, f"no usable VK token left ({self.tokens.describe_retired()})"
+            )
+        fp = self.limiter.acquire(active, methods)
+        if fp is not None:
+            return fp
+        for method in sorted(methods):
+            resets_in = self.limiter.quota_resets(active, method)
+            if resets_in is not None:
+                raise VKQuotaError(
+                    method, 29, "Rate limit reached", tokens=len(active), resets_in=resets_in
+                )
+        raise AssertionError("the limiter refused every token without a quota")
+
+    def _post(
+        self, method: str, data: dict[str, Any], inner_calls: dict[str, int] | None
+    ) -> tuple[Any, str]:
+        """One HTTP request; returns the decoded body and the token it went out on, or raises
+        `_Transient`."""
+        fp = self._acquire(set(inner_calls) if inner_calls else {method})
         self.stats.request(method, inner_calls)
         form = {k: _form_value(v) for k, v in data.items()}
         form["v"] = self.api_version
+        headers = {"Authorization": f"Bearer {self.tokens.secret(fp)}"}
         try:
-            response = self._http.post(f"{self._base}/{method}", data=form)
+            response = self._http.post(f"{self._base}/{method}", data=form, headers=headers)
         except httpx.TimeoutException:
             raise _Transient("timeout", "request timed out") from None
         except httpx.TransportError as e:
@@ -254,9 +329,9 @@ class VKClient:
             raise _Transient("malformed", "response body is not JSON") from None
         if not isinstance(body, dict):
             raise _Transient("malformed", "response body is not a JSON object")
-        return body
+        return body, fp
 
-    def _raise_for_error(self, method: str, error: dict[str, Any]) -> ObjectError:
+    def _raise_for_error(self, method: str, error: dict[str, Any], fp: str) -> ObjectError:
         code = error.get("error_code")
         message = str(error.get("error_msg", ""))
         if not isinstance(code, int):
@@ -267,35 +342,43 @@ class VKClient:
         if kind is ErrorClass.TRANSIENT:
             if code == 6:
                 # Someone else spends this token too (another run, a person): back off as a whole.
-                self.limiter.penalize(1.1)
+                self.limiter.penalize(fp, 1.1)
             raise _Transient(code, message, wait=1.1 if code == 6 else 0.0)
         self.stats.error(method, code)
         if kind is ErrorClass.QUOTA:
-            raise self._exhaust(method, code, message)
+            quota = self._quota_hit(fp, method, code, message)
+            if quota is not None:
+                raise quota
+            raise _Transient(code, message)
+        if code in TOKEN_ERROR_CODES:
+            self._reject_token(fp, method, code, message)
+            raise _Transient(code, message)
         if kind is ErrorClass.FATAL:
             raise VKFatalError(method, code, message)
         return ObjectError(code, message)
 
     def _request_one(self, method: str, params: dict[str, Any]) -> Result:
-        body = self._post(method, params, None)
+        body, fp = self._post(method, params, None)
         if "error" in body:
-            return self._raise_for_error(method, body["error"])
+            return self._raise_for_error(method, body["error"], fp)
         if "response" not in body:
             raise _Transient("malformed", "neither response nor error in body")
         return body["response"]
 
     def _request_execute(
         self, calls: Sequence[Call]
-    ) -> tuple[list[Any], list[tuple[int | str, str] | None]]:
-        body = self._post("execute", {"code": vkscript(calls)}, Counter(c.method for c in calls))
+    ) -> tuple[list[Any], list[tuple[int | str, str] | None], str]:
+        body, fp = self._post(
+            "execute", {"code": vkscript(calls)}, Counter(c.method for c in calls)
+        )
         if "error" in body:
             # A whole-execute error applies to every slot; per-object ones cannot happen here.
-            obj = self._raise_for_error("execute", body["error"])
+            obj = self._raise_for_error("execute", body["error"], fp)
             raise VKFatalError("execute", obj.code, obj.message)
         slots = body.get("response")
         if not isinstance(slots, list) or len(slots) != len(calls):
             raise _Transient("malformed", "execute response does not match the pack")
-        return slots, _pair_execute_errors(calls, slots, body.get("execute_errors") or [])
+        return slots, _pair_execute_errors(calls, slots, body.get("execute_errors") or []), fp
 
 
 def _pair_execute_errors(

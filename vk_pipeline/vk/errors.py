@@ -67,14 +67,40 @@ class VKFatalError(VKError):
     """The token, the app or the request is wrong; retrying cannot help."""
 
 
-class VKQuotaError(VKError):
-    """VK's quantitative limit for a method is reached; the method is stopped for this client."""
+# VK's published daily quotas (vk.com/dev/data_limits); other methods have unpublished ones.
+KNOWN_DAILY_QUOTAS = {"wall.get": 5000, "wall.search": 1000, "newsfeed.search": 1000}
 
-    def __init__(self, method: str, code: int | str, message: str) -> None:
+
+def describe_quota(method: str) -> str:
+    known = KNOWN_DAILY_QUOTAS.get(method)
+    if known:
+        return f"VK's daily quota of {known:,} {method} calls per token"
+    return f"VK's daily quota for {method} (VK does not publish its size)"
+
+
+class VKQuotaError(VKError):
+    """VK's quantitative limit for a method is reached on every usable token.
+
+    `partial` holds, when raised from a batch, the results that did arrive (None where not), so
+    callers keep what was read before the stop."""
+
+    def __init__(
+        self,
+        method: str,
+        code: int | str,
+        message: str,
+        *,
+        tokens: int = 1,
+        resets_in: float | None = None,
+    ) -> None:
         super().__init__(method, code, message)
+        self.partial: list[object] | None = None
+        self.resets_in = resets_in
+        who = "this token" if tokens == 1 else f"all {tokens} tokens"
+        when = f"; it resets in about {resets_in / 3600:.1f} h" if resets_in is not None else ""
         self.args = (
-            f"VK quota reached for {method} (error {code}: {message}); "
-            f"no more {method} calls are made with this token in this run",
+            f"{describe_quota(method)} is reached on {who} (error {code}: {message}){when}; "
+            f"no more {method} calls are made until then",
         )
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from vk_pipeline.vk.client import Call, VKClient
-from vk_pipeline.vk.errors import ObjectError
+from vk_pipeline.vk.errors import ObjectError, VKQuotaError
 
 GROUP_FIELDS = (
     "members_count",
@@ -143,7 +144,12 @@ def _drive(
     """Runs page tasks through packs; a task's result may spawn follow-ups for the same object.
 
     An object is done (and yielded) when none of its tasks is pending. Follow-ups jump the queue
-    so objects finish and leave memory early; new objects fill what is left of each pack.
+    so objects finish and leave memory early; new objects fill what is left of each pack. Up to
+    `client.concurrency` packs are in flight at once (one per token keeps each token's budget
+    busy); results are absorbed here, in the caller's thread, as they arrive.
+
+    On a quota stop the results that did arrive are absorbed first, so every object completed
+    before the stop is still yielded; then the `VKQuotaError` propagates.
     """
     source = iter(seeds)
     queue: deque[_Task[K]] = deque()
@@ -154,7 +160,8 @@ def _drive(
         jobs[task.key].pending += 1
         (queue.appendleft if front else queue.append)(task)
 
-    while True:
+    def top_up() -> Iterator[_Job[K, S]]:
+        nonlocal exhausted
         while (
             not exhausted and len(jobs) < max_in_flight and len(queue) < client.execute_batch_size
         ):
@@ -171,20 +178,68 @@ def _drive(
             if not tasks:
                 del jobs[key]
                 yield job
-        if not queue:
-            return
-        pack = [queue.popleft() for _ in range(min(client.execute_batch_size, len(queue)))]
-        results = client.call_many([t.call for t in pack])
+
+    def settle(pack: list[_Task[K]], results: Sequence[Any]) -> Iterator[_Job[K, S]]:
+        share = 1 / len(pack) if client.use_execute else 1
         for task, result in zip(pack, results, strict=True):
             job = jobs[task.key]
             job.pending -= 1
             job.cost.calls += 1
-            job.cost.requests += 1 / len(pack) if client.use_execute else 1
+            job.cost.requests += share
+            if result is None:  # never arrived (quota stop): the object stays incomplete
+                continue
             for follow_up in reversed(absorb(job, task, result)):
                 push(follow_up, front=True)
             if job.pending == 0:
                 del jobs[task.key]
                 yield job
+
+    def next_pack() -> list[_Task[K]]:
+        return [queue.popleft() for _ in range(min(client.execute_batch_size, len(queue)))]
+
+    if client.concurrency <= 1:
+        while True:
+            yield from top_up()
+            if not queue:
+                return
+            pack = next_pack()
+            try:
+                results = client.call_many([t.call for t in pack])
+            except VKQuotaError as error:
+                yield from settle(pack, error.partial or [None] * len(pack))
+                raise
+            yield from settle(pack, results)
+
+    in_flight: dict[Future[list[Any]], list[_Task[K]]] = {}
+    stop: VKQuotaError | BaseException | None = None
+    with ThreadPoolExecutor(client.concurrency, thread_name_prefix="vk-pack") as pool:
+        try:
+            while True:
+                if stop is None:
+                    yield from top_up()
+                    while queue and len(in_flight) < client.concurrency:
+                        pack = next_pack()
+                        in_flight[pool.submit(client.call_many, [t.call for t in pack])] = pack
+                        yield from top_up()
+                if not in_flight:
+                    break
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    pack = in_flight.pop(future)
+                    try:
+                        results = future.result()
+                    except VKQuotaError as error:
+                        stop = stop or error
+                        results = error.partial or [None] * len(pack)
+                    except BaseException as error:
+                        stop = stop or error
+                        results = [None] * len(pack)
+                    yield from settle(pack, results)
+        finally:
+            for future in in_flight:
+                future.cancel()
+    if stop is not None:
+        raise stop
 
 
 # -- walls -------------------------------------------------------------------------------------
@@ -202,6 +257,13 @@ class _Wall:
     covered: list[tuple[int, int]] = field(default_factory=list)
     reached_cutoff: bool = False
     error: ObjectError | None = None
+    # The wall's count when its head was last read; posts published while paging land there.
+    head_count: int | None = None
+    head_rounds: int = 0
+
+
+HEAD = "head"
+MAX_HEAD_ROUNDS = 3
 
 
 def _wall_call(owner_id: int, offset: int) -> Call:
@@ -219,8 +281,17 @@ def fetch_walls(
 
     Offsets drift while new posts arrive (everything moves down) or old ones go (everything moves
     up): each page's `count` says by how much, later offsets follow it, and posts are deduped by
-    id. The pinned post comes first whatever its date, so it never ends a `since` scan.
+    id. Posts published while the wall was paged sit at its head, ahead of where paging began:
+    when the count grew, the head is read again once the scan is done. The pinned post comes
+    first whatever its date, so it never ends a `since` scan.
     """
+
+    def keep(wall: _Wall, post: dict[str, Any]) -> None:
+        since = wall.request.since
+        if since is not None and post["date"] < since:
+            wall.reached_cutoff = wall.reached_cutoff or not post.get("is_pinned")
+            return
+        wall.seen.setdefault(post["id"], post)
 
     def absorb(job: _Job[int, _Wall], task: _Task[int], page: Any) -> list[_Task[int]]:
         wall = job.state
@@ -230,27 +301,38 @@ def fetch_walls(
             return []
         wall.latest_count = page["count"]
         if wall.base_count is None:
-            wall.base_count = page["count"]
-        # Posts that arrived since the first page pushed everything down by the count's growth
-        # (deleted ones pulled it up): this page holds base positions shifted back by as much.
-        start = task.info - (page["count"] - wall.base_count)
-        wall.covered.append((start, start + max(len(page["items"]), 1)))
-        for post in page["items"]:
-            since = wall.request.since
-            if since is not None and post["date"] < since:
-                wall.reached_cutoff = wall.reached_cutoff or not post.get("is_pinned")
-                continue
-            wall.seen.setdefault(post["id"], post)
+            wall.base_count = wall.head_count = page["count"]
+        if task.info == HEAD:
+            for post in page["items"]:
+                if not (wall.request.since is not None and post["date"] < wall.request.since):
+                    wall.seen.setdefault(post["id"], post)
+        else:
+            # Posts that arrived since the first page pushed everything down by the count's
+            # growth (deleted ones pulled it up): this page holds base positions shifted back.
+            start = task.info - (page["count"] - wall.base_count)
+            wall.covered.append((start, start + max(len(page["items"]), 1)))
+            for post in page["items"]:
+                keep(wall, post)
         if on_page:
             on_page(_wall_result(job))
-        if job.pending > 0 or wall.reached_cutoff or wall.error:
+        if job.pending > 0 or wall.error:
             return []
+        follow_ups = [] if wall.reached_cutoff else _next_pages(job, wall)
+        return follow_ups or _head_pages(job, wall)
+
+    def seeds() -> Iterator[tuple[int, _Wall, list[_Task[int]]]]:
+        for request in requests:
+            first = _Task(request.owner_id, _wall_call(request.owner_id, 0), 0)
+            yield request.owner_id, _Wall(request), [first]
+
+    def _next_pages(job: _Job[int, _Wall], wall: _Wall) -> list[_Task[int]]:
         for lo, hi in sorted(wall.covered):
             if lo <= wall.frontier:
                 wall.frontier = max(wall.frontier, hi)
         wall.covered.clear()
         # With a cutoff the next page most likely ends the scan: ask for one page at a time.
         width = 1 if wall.request.since is not None else client.execute_batch_size
+        assert wall.base_count is not None
         shift = wall.latest_count - wall.base_count
         follow_ups = []
         for k in range(width):
@@ -260,10 +342,18 @@ def fetch_walls(
             follow_ups.append(_Task(job.key, _wall_call(job.key, offset), offset))
         return follow_ups
 
-    def seeds() -> Iterator[tuple[int, _Wall, list[_Task[int]]]]:
-        for request in requests:
-            first = _Task(request.owner_id, _wall_call(request.owner_id, 0), 0)
-            yield request.owner_id, _Wall(request), [first]
+    def _head_pages(job: _Job[int, _Wall], wall: _Wall) -> list[_Task[int]]:
+        assert wall.head_count is not None
+        grown = wall.latest_count - wall.head_count
+        if grown <= 0 or wall.head_rounds >= MAX_HEAD_ROUNDS:
+            return []
+        wall.head_count = wall.latest_count
+        wall.head_rounds += 1
+        # A pinned post holds offset 0, so the newcomers may start at 1: read one more.
+        return [
+            _Task(job.key, _wall_call(job.key, offset), HEAD)
+            for offset in range(0, grown + 1, PAGE_SIZE)
+        ]
 
     for job in _drive(client, seeds(), absorb, max_in_flight):
         yield _wall_result(job)

@@ -1,9 +1,9 @@
-"""The Dagster resource that hands assets a configured VK client."""
+"""The Dagster resources that hand assets a configured VK client and its rate budget."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
+from collections.abc import Callable
 
 import dagster as dg
 from pydantic import Field
@@ -11,28 +11,38 @@ from pydantic import Field
 from vk_pipeline.vk.client import VK_API_URL, VK_API_VERSION, VKClient
 from vk_pipeline.vk.throttle import RateLimiter, SlidingWindowLimiter
 
-_limiters: dict[tuple[str, float], RateLimiter] = {}
+_limiters: dict[tuple[float, float], RateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
-def shared_limiter(access_token: str, requests_per_second: float, margin: float) -> RateLimiter:
-    """One limiter per token per process, so two clients of one token never double its rate."""
-    key = (hashlib.sha256(access_token.encode()).hexdigest(), requests_per_second)
-    with _limiters_lock:
-        if key not in _limiters:
-            _limiters[key] = SlidingWindowLimiter(requests_per_second, margin=margin)
-        return _limiters[key]
+class RateBudget(dg.ConfigurableResource):
+    """Where the rate budget of the tokens lives: here, in this process.
+
+    One limiter per rate per process, keyed by token fingerprint inside, so two clients of one
+    token in a process never double its rate. `vk_pipeline.budget.PostgresRateBudget` shares the
+    budget with every process on every machine that uses the same database."""
+
+    def limiter(self, requests_per_second: float, margin: float) -> RateLimiter:
+        key = (requests_per_second, margin)
+        with _limiters_lock:
+            if key not in _limiters:
+                _limiters[key] = SlidingWindowLimiter(requests_per_second, margin=margin)
+            return _limiters[key]
 
 
 class VKResource(dg.ConfigurableResource):
-    """VK API access: token, endpoint, pacing, retries and batching."""
+    """VK API access: tokens, endpoint, pacing, retries and batching."""
 
-    access_token: str = Field(repr=False, description="VK user or service token (secret).")
+    access_token: str = Field(
+        repr=False,
+        description="VK user or service token (secret); several, comma- or newline-separated, "
+        "make a pool where each request goes to the token that can send soonest.",
+    )
     api_base_url: str = Field(
         default=VK_API_URL, description="Method endpoint; the local emulator in tests and the demo."
     )
     api_version: str = VK_API_VERSION
-    requests_per_second: float = Field(default=3.0, description="VK allows 3 for user tokens.")
+    requests_per_second: float = Field(default=3.0, description="VK allows 3 per user token.")
     rate_margin_seconds: float = Field(
         default=0.06, description="Added to every 1 s window to absorb network jitter."
     )
@@ -40,17 +50,27 @@ class VKResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=6, description="Attempts per request on transient errors.")
     use_execute: bool = Field(default=True, description="Pack calls into execute (25 per request).")
     execute_batch_size: int = 25
+    concurrency: int = Field(default=0, description="Requests in flight at once; 0: one per token.")
+    quota_cooldown_hours: float = Field(
+        default=24.0,
+        description="How long a token that hit a method's daily quota (error 29) is skipped for it.",
+    )
+    budget: RateBudget = Field(
+        default_factory=RateBudget,
+        description="Where the tokens' rate budget lives (Postgres: shared by every run).",
+    )
 
-    def get_client(self) -> VKClient:
+    def get_client(self, warn: Callable[[str], None] | None = None) -> VKClient:
         return VKClient(
             access_token=self.access_token,
-            limiter=shared_limiter(
-                self.access_token, self.requests_per_second, self.rate_margin_seconds
-            ),
+            limiter=self.budget.limiter(self.requests_per_second, self.rate_margin_seconds),
             api_base_url=self.api_base_url,
             api_version=self.api_version,
             timeout_seconds=self.timeout_seconds,
             max_attempts=self.max_attempts,
             use_execute=self.use_execute,
             execute_batch_size=self.execute_batch_size,
+            concurrency=self.concurrency or None,
+            quota_cooldown_seconds=self.quota_cooldown_hours * 3600,
+            warn=warn,
         )

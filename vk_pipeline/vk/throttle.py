@@ -1,7 +1,8 @@
-"""Request pacing for one VK token.
+"""Request pacing for a pool of VK tokens, and the daily quotas VK keeps per token and method.
 
-The limiter sits behind `RateLimiter` so that a later budget shared across processes (a row in
-Postgres) can replace the in-memory one without touching the client.
+The client asks a `RateLimiter` for a token before every request. Behind the protocol sits either
+the in-process `SlidingWindowLimiter` here or a budget shared through Postgres (`vk_pipeline.budget`)
+that every process on every machine holding the same token draws from.
 """
 
 from __future__ import annotations
@@ -9,26 +10,43 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
 class RateLimiter(Protocol):
-    def acquire(self) -> None:
-        """Block until one more request may be sent."""
+    def acquire(self, keys: Sequence[str], methods: Collection[str] = ()) -> str | None:
+        """Block until one of `keys` may send a request and return it: the key that can send
+        soonest. Keys whose daily quota for one of `methods` is spent are skipped; None when
+        that leaves no key."""
 
-    def penalize(self, seconds: float) -> None:
-        """Hold every request back for `seconds` (VK said "too many requests")."""
+    def penalize(self, key: str, seconds: float) -> None:
+        """Hold every request of `key` back for `seconds` (VK said "too many requests")."""
+
+    def exhaust(self, key: str, method: str, seconds: float, reason: str) -> None:
+        """`key` reached VK's quota for `method`: skip it for that method for `seconds`."""
+
+    def quota_resets(self, keys: Sequence[str], method: str) -> float | None:
+        """Seconds until the first of `keys` may call `method` again; None if one may now."""
+
+
+@dataclass
+class _Key:
+    sent: deque[float]
+    blocked_until: float = 0.0
+    quota_until: dict[str, float] = field(default_factory=dict)
 
 
 class SlidingWindowLimiter:
-    """At most `rate` sends in any window of `window + margin` seconds.
+    """At most `rate` sends per key in any window of `window + margin` seconds, in this process.
 
     VK counts requests per token in a 1 s window measured where they arrive, not where they are
     sent. A fixed margin absorbs the jitter between the two (vk-io and VK's Android SDK found
-    1000/3 ms too tight and settled near 1100/3 ms). A sliding window, unlike even spacing,
-    lets a request go as soon as the oldest of the last `rate` leaves the window, so slow responses
-    do not leave the budget idle.
+    1000/3 ms too tight and settled near 1100/3 ms). A sliding window, unlike even spacing, lets a
+    request go as soon as the oldest of the last `rate` leaves the window, so slow responses do
+    not leave the budget idle. Slots are reserved before sleeping, so threads waiting together
+    are served in turn without polling.
     """
 
     def __init__(
@@ -45,24 +63,56 @@ class SlidingWindowLimiter:
         # A fractional rate (0.5 rps) becomes 1 request per 2 s windows.
         self._slots = max(1, int(rate))
         self._span = (window * self._slots / rate) + margin
-        self._sent: deque[float] = deque(maxlen=self._slots)
-        self._blocked_until = 0.0
+        self._keys: dict[str, _Key] = {}
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
 
-    def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = self._clock()
-                ready_at = self._blocked_until
-                if len(self._sent) == self._slots:
-                    ready_at = max(ready_at, self._sent[0] + self._span)
-                if now >= ready_at:
-                    self._sent.append(now)
-                    return
-            self._sleep(ready_at - now)
+    def _key(self, key: str) -> _Key:
+        state = self._keys.get(key)
+        if state is None:
+            state = self._keys[key] = _Key(deque(maxlen=self._slots))
+        return state
 
-    def penalize(self, seconds: float) -> None:
+    def _ready_at(self, state: _Key, now: float) -> float:
+        ready = max(now, state.blocked_until)
+        if len(state.sent) == self._slots:
+            ready = max(ready, state.sent[0] + self._span)
+        return ready
+
+    def acquire(self, keys: Sequence[str], methods: Collection[str] = ()) -> str | None:
         with self._lock:
-            self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+            now = self._clock()
+            best: tuple[float, float, str] | None = None
+            for key in keys:
+                state = self._key(key)
+                if any(state.quota_until.get(m, 0.0) > now for m in methods):
+                    continue
+                # Soonest first; among keys ready alike, the one idle longest, so load spreads.
+                rank = (self._ready_at(state, now), state.sent[-1] if state.sent else -1.0, key)
+                if best is None or rank < best:
+                    best = rank
+            if best is None:
+                return None
+            ready, _, key = best
+            self._key(key).sent.append(ready)
+        if ready > now:
+            self._sleep(ready - now)
+        return key
+
+    def penalize(self, key: str, seconds: float) -> None:
+        with self._lock:
+            state = self._key(key)
+            state.blocked_until = max(state.blocked_until, self._clock() + seconds)
+
+    def exhaust(self, key: str, method: str, seconds: float, reason: str) -> None:
+        with self._lock:
+            self._key(key).quota_until[method] = self._clock() + seconds
+
+    def quota_resets(self, keys: Sequence[str], method: str) -> float | None:
+        with self._lock:
+            now = self._clock()
+            waits = [self._key(k).quota_until.get(method, 0.0) - now for k in keys]
+        if not waits or min(waits) <= 0:
+            return None
+        return min(waits)

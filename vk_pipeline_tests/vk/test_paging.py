@@ -2,8 +2,18 @@
 
 from collections import Counter
 
+import pytest
+
 from vk_pipeline.emulator import World, WorldSpec
-from vk_pipeline.vk import PostRef, fetch_comments, fetch_groups, fetch_wall
+from vk_pipeline.vk import (
+    PostRef,
+    VKQuotaError,
+    WallRequest,
+    fetch_comments,
+    fetch_groups,
+    fetch_wall,
+    fetch_walls,
+)
 
 
 def readable_groups(world: World) -> list[int]:
@@ -77,6 +87,24 @@ def test_posts_arriving_while_paging_are_neither_lost_nor_doubled(emulator_facto
     ids = [p["id"] for p in result.posts]
     assert len(ids) == len(set(ids))
     assert before <= set(ids)
+    # The newcomers landed at the head, ahead of where paging began: read in the same scan.
+    [change] = advanced
+    assert change["new_posts"] > 0
+    assert set(ids) == {p["id"] for p in world.posts(gid)}
+
+
+def test_a_quota_stop_keeps_every_wall_completed_before_it(emulator_factory, make_client):
+    world = World(WorldSpec(seed=12, groups=6, posts=900, comments=100, special_groups=False))
+    server = emulator_factory(world=world, wall_get_daily_quota=6)
+    client = make_client(server, execute_batch_size=5)
+    done = []
+    with pytest.raises(VKQuotaError, match=r"wall\.get") as info:
+        for result in fetch_walls(client, [WallRequest(-g) for g in world.group_ids()]):
+            done.append(result)
+    assert "5,000" in str(info.value)  # VK's published wall.get quota is named
+    assert done, "walls read in full before the stop are handed out"
+    for result in done:
+        assert [p["id"] for p in result.posts] == [p["id"] for p in world.posts(-result.owner_id)]
 
 
 def all_comment_truth(world: World) -> dict[PostRef, list[dict]]:
