@@ -1,8 +1,10 @@
 """Assembles the code location: assets, jobs and the resources they run against.
 
-With `VK_ACCESS_TOKEN` set, the VK client talks to `VK_API_BASE_URL` (VK itself by default). The
-demo and `make dev` start the local emulator and point both variables at it; the assets never know
-which one answers. Postgres comes from `DATABASE_URL`, or the embedded server when it is unset.
+With `VK_ACCESS_TOKENS` (several, comma- or newline-separated) or `VK_ACCESS_TOKEN` set, the VK
+client talks to `VK_API_BASE_URL` (VK itself by default). The demo and `make dev` start the local
+emulator and point the variables at it; the assets never know which one answers. Postgres comes
+from `DATABASE_URL`, or the embedded server when it is unset; the tokens' rate budget lives there
+too, shared by every run and process.
 """
 
 import os
@@ -10,6 +12,7 @@ import os
 import dagster as dg
 
 from vk_pipeline.assets import vk_assets
+from vk_pipeline.budget import PostgresRateBudget
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresIOManager, PostgresResource
 from vk_pipeline.vk import VK_API_URL, VKResource
@@ -30,8 +33,12 @@ defs = dg.Definitions(
     jobs=[crawl_job],
     resources={
         "vk": VKResource(
-            access_token=dg.EnvVar("VK_ACCESS_TOKEN"),
+            # Secrets stay in the environment: resolved at launch, never shown in the UI.
+            access_token=dg.EnvVar(
+                "VK_ACCESS_TOKENS" if os.environ.get("VK_ACCESS_TOKENS") else "VK_ACCESS_TOKEN"
+            ),
             api_base_url=os.environ.get("VK_API_BASE_URL", VK_API_URL),
+            budget=PostgresRateBudget(postgres=postgres),
         ),
         "postgres": postgres,
         "io_manager": PostgresIOManager(postgres=postgres),

@@ -1,19 +1,24 @@
+import queue
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from vk_pipeline.assets.common import (
     VK_ASSET,
     CrawlConfig,
     Progress,
+    failing_fast,
     group_ids,
     lookback_start,
     preview,
     run_metadata,
-    utcnow,
 )
 from vk_pipeline.assets.rows import (
     COMMENT_COLUMNS,
@@ -23,10 +28,21 @@ from vk_pipeline.assets.rows import (
     frame,
     tombstone,
 )
-from vk_pipeline.storage import FrameStream, PostgresResource, TableWrite
-from vk_pipeline.vk import CommentsResult, Cost, PostRef, VKClient, VKResource, fetch_comments
+from vk_pipeline.storage import COMMIT, FrameStream, PostgresResource, TableWrite
+from vk_pipeline.vk import (
+    CommentsResult,
+    Cost,
+    PostRef,
+    VKClient,
+    VKResource,
+    fetch_comments,
+)
 
-CHUNK_ROWS = 20_000
+# A commit unit closes once it holds this many comments (and whenever a group is done): what a
+# kill loses, and what the run holds in memory besides the posts in flight.
+UNIT_COMMENTS = 5_000
+# Results fetched ahead of the writer: the crawl goes on while a unit is written to Postgres.
+PREFETCH_POSTS = 200
 POST_INPUT_COLUMNS = [
     "group_id",
     "owner_id",
@@ -35,28 +51,69 @@ POST_INPUT_COLUMNS = [
     "comments_count",
     "comments_can_post",
     "comments_synced_count",
+    "comments_synced_at",
     "comments_status",
     "is_deleted",
 ]
 POST_DELETED = "post_deleted"
+STORED_COLUMNS = ["owner_id", "post_id", "id", "is_deleted"]
 
 
-def posts_to_crawl(posts: pd.DataFrame, window: pd.Timestamp) -> pd.DataFrame:
-    """Posts whose comments must be read: the count moved since the last sync, or the post is recent.
+def _phase_seconds(owner: pd.Series, post_id: pd.Series, period: float) -> np.ndarray:
+    """A fixed point in each post's verification cycle, spread evenly by a hash of its key."""
+    key = post_id.to_numpy(dtype=np.uint64) * np.uint64(2654435761) + owner.abs().to_numpy(
+        dtype=np.uint64
+    ) * np.uint64(40503)
+    return (key % np.uint64(1_000_003)).astype(np.float64) / 1_000_003 * period
 
-    A post whose VK count still equals the count at its last sync costs nothing; recent posts are
-    re-read in full anyway because an edit or a delete-plus-new-comment leaves the count unchanged.
+
+def due_for_verification(posts: pd.DataFrame, now: datetime, verify_days: float) -> pd.Series:
+    """Posts whose verification cycle turned since their last sync.
+
+    Each post has a fixed phase in a cycle of `verify_days`; it is due once the cycle has passed
+    its phase since it was last verified. So every post is re-read within `verify_days` of its
+    last sync, and because phases are spread evenly, about 1/verify_days of the posts fall due
+    each day instead of all of them on the same day a week after the first load.
+    """
+    synced = posts["comments_synced_at"]
+    if posts.empty:
+        return pd.Series(False, index=posts.index)
+    period = verify_days * 86_400.0
+    phase = _phase_seconds(posts["owner_id"], posts["id"], period)
+    epoch = pd.Timestamp(0, tz="UTC")
+    synced_s = ((synced - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=0)
+    now_s = now.timestamp()
+    turned = np.floor((now_s - phase) / period) > np.floor((synced_s - phase) / period)
+    return pd.Series(turned, index=posts.index) & synced.notna()
+
+
+def posts_to_crawl(posts: pd.DataFrame, config: CrawlConfig, now: datetime) -> pd.DataFrame:
+    """Posts whose comments must be read, with the reason in a `reason` column.
+
+    - `changed`: VK's count differs from the count at the last sync (or there was none);
+    - `recent`: inside the lookback window, where edits and deletions are frequent;
+    - `stale`: its verification cycle turned (bounded staleness for silent changes);
+    - `probe`: VK shows no comments and can_post 0; one call tells closed (212) from empty.
+    Recent and stale posts verified within `fresh_hours` are skipped: a rerun resumes.
     """
     live = posts[~posts["is_deleted"].astype(bool)]
     count = live["comments_count"].fillna(0)
     synced = live["comments_synced_count"]
     changed = synced.isna() | (count != synced.fillna(-1))
     has_any = (count > 0) | (synced.fillna(0) > 0)
-    # VK shows closed comments as a count of 0 and can_post 0: one call tells closed (212) from
-    # merely empty, once, when the post is first seen.
     maybe_closed = synced.isna() & ~live["comments_can_post"].fillna(True).astype(bool)
-    recent = live["date"] >= window
-    return live[((changed | recent) & has_any) | maybe_closed]
+    fresh_since = pd.Timestamp(now - timedelta(hours=config.fresh_hours))
+    fresh = live["comments_synced_at"].notna() & (live["comments_synced_at"] >= fresh_since)
+    recent = (live["date"] >= pd.Timestamp(lookback_start(config, now))) & ~fresh
+    stale = due_for_verification(live, now, config.verify_days) & ~fresh
+    reason = pd.Series(None, index=live.index, dtype=object)
+    reason[maybe_closed] = "probe"
+    reason[stale & has_any] = "stale"
+    reason[recent & has_any] = "recent"
+    reason[changed & has_any] = "changed"
+    out = live[reason.notna()].copy()
+    out["reason"] = reason[reason.notna()]
+    return out
 
 
 @dg.asset(
@@ -72,15 +129,48 @@ def comments(
     posts: pd.DataFrame,
 ) -> FrameStream:
     """Every comment and thread reply under the groups' posts, deleted ones kept as tombstones."""
-    crawl = _Crawl(context, config, vk.get_client(), postgres, posts)
+    crawl = _Crawl(context, config, vk.get_client(warn=context.log.warning), postgres, posts)
     return FrameStream(crawl.chunks(), metadata=crawl.metadata)
 
 
+@dataclass
+class _GroupTally:
+    posts_to_crawl: int = 0
+    posts_crawled: int = 0
+    comments_read: int = 0
+    tombstoned: int = 0
+    posts_closed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    cost: Cost = field(default_factory=Cost)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "posts_to_crawl": self.posts_to_crawl,
+            "posts_crawled": self.posts_crawled,
+            "comments_read": self.comments_read,
+            "tombstoned": self.tombstoned,
+            "posts_closed": self.posts_closed,
+            "reasons": self.reasons,
+            "calls": self.cost.calls,
+            "requests": round(self.cost.requests, 2),
+        }
+
+
+class _Done:
+    """End of the prefetch queue; carries the crawl's exception, if it ended with one."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
 class _Crawl:
-    """Streams comment chunks for all groups of the run; fills `metadata` as it goes.
+    """Streams commit units of comments for all groups of the run; fills `metadata` as it goes.
 
     Posts of every group go into one `fetch_comments` stream so packs stay full across group
-    boundaries; each group's share of the requests is summed from the per-post costs.
+    boundaries. The crawl runs in a thread a bounded queue ahead of the writer, so requests keep
+    flowing while a unit is written. A unit holds complete posts only and carries their sync
+    state, so a post is never marked synced without its comments, and a rerun after a failure or
+    a kill crawls only the posts not yet synced.
     """
 
     def __init__(
@@ -97,85 +187,200 @@ class _Crawl:
         self.client.execute_batch_size = config.batch_size
         self.postgres = postgres
         self.posts = posts
-        self.now = utcnow()
-        self.window = pd.Timestamp(lookback_start(config, self.now))
+        self.now = config.now()
         self.metadata: dict[str, Any] = {}
         self.progress = Progress(context.log)
-        self._rows: list[dict[str, Any]] = []
-        self._tombs: list[dict[str, Any]] = []
-        self._syncs: list[dict[str, Any]] = []
-        self._stored: dict[int, dict[int, dict[int, bool]]] = {}
+        self.tally: dict[int, _GroupTally] = {}
+        self.unreadable: dict[str, str] = {}
 
-    def chunks(self) -> Iterator[pd.DataFrame | TableWrite]:
+    def chunks(self) -> Iterator[pd.DataFrame | TableWrite | object]:
         started = time.monotonic()
         gids = group_ids(self.context)
-        per_group = {
-            gid: {"posts_crawled": 0, "comments_read": 0, "tombstoned": 0, "posts_closed": 0}
-            for gid in gids
-        }
-        cost = {gid: Cost() for gid in gids}
-        left: dict[int, int] = {}
-        unreadable: dict[str, str] = {}
+        self.tally = {gid: _GroupTally() for gid in gids}
         todo: list[PostRef] = []
         vk_count: dict[PostRef, Any] = {}
+        syncs: list[dict[str, Any]] = []
+        gone: list[PostRef] = []
         for gid in gids:
             mine = self.posts[self.posts["group_id"] == gid]
-            self._mark_empty_posts_synced(gid, mine)
-            per_group[gid]["tombstoned"] += self._tombstone_comments_of_deleted_posts(gid, mine)
-            crawl = posts_to_crawl(mine, self.window)
+            syncs.extend(self._empty_posts_synced(gid, mine))
+            gone.extend(self._deleted_posts(gid, mine))
+            crawl = posts_to_crawl(mine, self.config, self.now)
             refs = [PostRef(-gid, int(pid)) for pid in crawl["id"]]
             vk_count.update(zip(refs, crawl["comments_count"], strict=True))
             todo.extend(refs)
-            left[gid] = len(refs)
-            per_group[gid]["posts_crawled"] = len(refs)
-            if not refs:
-                self._stored.pop(gid, None)
-        with self.client:
-            for done, result in enumerate(
-                fetch_comments(self.client, todo, threads=self.config.threads), 1
-            ):
-                gid = -result.post.owner_id
-                counts = per_group[gid]
-                cost[gid].calls += result.cost.calls
-                cost[gid].requests += result.cost.requests
-                self._absorb(gid, result, vk_count[result.post], counts, unreadable)
-                left[gid] -= 1
-                if left[gid] == 0:
-                    self._stored.pop(gid, None)
-                    self.progress.update(
-                        f"group {gid}: {counts['posts_crawled']:,} posts crawled, "
-                        f"{counts['comments_read']:,} comments",
-                        force=True,
-                    )
-                else:
-                    self.progress.update(
-                        f"group {gid}: {counts['posts_crawled'] - left[gid]:,} / "
-                        f"{counts['posts_crawled']:,} posts, {counts['comments_read']:,} comments"
-                        f" ({done:,} / {len(todo):,} posts in this run)"
-                    )
-                yield from self._flush(force=False)
-        yield from self._flush(force=True)
-        totals = {
-            k: sum(g[k] for g in per_group.values()) for k in next(iter(per_group.values()), {})
-        }
-        self.metadata.update(
-            run_metadata(
-                self.client.stats,
-                started,
-                **totals,
-                per_group={
-                    str(gid): {
-                        **per_group[gid],
-                        "calls": cost[gid].calls,
-                        "requests": round(cost[gid].requests, 2),
-                    }
-                    for gid in gids
-                },
-                unreadable_posts=dict(list(unreadable.items())[:50]),
+            tally = self.tally[gid]
+            tally.posts_to_crawl = len(refs)
+            tally.reasons = {str(k): int(v) for k, v in crawl["reason"].value_counts().items()}
+        yield from self._orphans_of_deleted_posts(gone, syncs)
+        try:
+            yield from self._crawl(todo, vk_count)
+        finally:
+            self.metadata.update(
+                run_metadata(
+                    self.client.stats,
+                    started,
+                    **{
+                        k: sum(getattr(t, k) for t in self.tally.values())
+                        for k in ("posts_to_crawl", "posts_crawled", "comments_read", "tombstoned")
+                    },
+                    per_group={str(gid): t.as_metadata() for gid, t in self.tally.items()},
+                    unreadable_posts=dict(list(self.unreadable.items())[:50]),
+                )
             )
-        )
 
-    def _mark_empty_posts_synced(self, gid: int, posts: pd.DataFrame) -> None:
+    # -- the crawl, a unit at a time -------------------------------------------------------------
+
+    def _crawl(
+        self, todo: list[PostRef], vk_count: dict[PostRef, Any]
+    ) -> Iterator[pd.DataFrame | TableWrite | object]:
+        left = {gid: t.posts_to_crawl for gid, t in self.tally.items()}
+        results: queue.Queue[CommentsResult | _Done] = queue.Queue(maxsize=PREFETCH_POSTS)
+        stop = threading.Event()
+
+        def put(item: CommentsResult | _Done) -> bool:
+            while not stop.is_set():
+                try:
+                    results.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            error: BaseException | None = None
+            try:
+                for result in fetch_comments(self.client, todo, threads=self.config.threads):
+                    if not put(result):
+                        return
+            except BaseException as exc:  # handed to the consumer, which raises it
+                error = exc
+            put(_Done(error))
+
+        producer = threading.Thread(target=produce, name="vk-comments-prefetch", daemon=True)
+        unit: list[CommentsResult] = []
+        unit_comments = 0
+        done = 0
+        with self.client:
+            producer.start()
+            try:
+                while True:
+                    item = results.get()
+                    if isinstance(item, _Done):
+                        yield from self._write_unit(unit, vk_count)
+                        if item.error is not None:
+                            with failing_fast():
+                                raise item.error
+                        return
+                    gid = -item.post.owner_id
+                    tally = self.tally[gid]
+                    tally.posts_crawled += 1
+                    tally.comments_read += len(item.comments)
+                    unit.append(item)
+                    unit_comments += len(item.comments)
+                    done += 1
+                    left[gid] -= 1
+                    self._report(gid, left[gid], done, len(todo))
+                    if unit_comments >= UNIT_COMMENTS or left[gid] == 0:
+                        yield from self._write_unit(unit, vk_count)
+                        unit, unit_comments = [], 0
+            finally:
+                # The producer stops at its next result; the client closes only after it.
+                stop.set()
+                producer.join(timeout=60)
+
+    def _report(self, gid: int, left: int, done: int, total: int) -> None:
+        tally = self.tally[gid]
+        if left == 0:
+            self.progress.update(
+                f"group {gid}: {tally.posts_crawled:,} posts crawled, "
+                f"{tally.comments_read:,} comments",
+                force=True,
+            )
+        else:
+            self.progress.update(
+                f"group {gid}: {tally.posts_to_crawl - left:,} / {tally.posts_to_crawl:,} posts, "
+                f"{tally.comments_read:,} comments ({done:,} / {total:,} posts in this run)"
+            )
+
+    def _write_unit(
+        self, unit: list[CommentsResult], vk_count: dict[PostRef, Any]
+    ) -> Iterator[pd.DataFrame | TableWrite | object]:
+        """Rows, tombstones and sync state of complete posts, then a commit."""
+        if not unit:
+            return
+        stored = self._stored_comments([r.post for r in unit if r.error is None])
+        rows: list[dict[str, Any]] = []
+        tombs: list[dict[str, Any]] = []
+        syncs: list[dict[str, Any]] = []
+        for result in unit:
+            gid = -result.post.owner_id
+            tally = self.tally[gid]
+            tally.cost.calls += result.cost.calls
+            tally.cost.requests += result.cost.requests
+            count = vk_count[result.post]
+            if result.error is not None:
+                status = "closed" if result.error.code == 212 else "error"
+                tally.posts_closed += status == "closed"
+                self.unreadable[f"{gid}_{result.post.post_id}"] = result.error.reason
+                syncs.append(self._sync(result.post, count, status, result.error.code))
+                continue
+            known = stored.get(result.post, {})
+            live_ids: set[int] = set()
+            for c in result.comments:
+                if c.get("deleted"):
+                    # VK keeps a stub for a deleted comment that has replies; its content is
+                    # gone, so stored content stays and only the flag moves.
+                    if c["id"] not in known:
+                        row = comment_row(c, result.post.owner_id, result.post.post_id, gid)
+                        rows.append({**row, "is_deleted": True, "deleted_seen_at": self.now})
+                        tally.tombstoned += 1
+                    elif known[c["id"]] is False:
+                        tombs.append(self._tombstone(result.post, c["id"]))
+                        tally.tombstoned += 1
+                    continue
+                live_ids.add(c["id"])
+                rows.append(comment_row(c, result.post.owner_id, result.post.post_id, gid))
+            vanished = [cid for cid, dead in known.items() if not dead and cid not in live_ids]
+            tombs.extend(self._tombstone(result.post, cid) for cid in vanished)
+            tally.tombstoned += len(vanished)
+            syncs.append(self._sync(result.post, count, "ok", None))
+        if rows:
+            chunk = frame(rows, COMMENT_COLUMNS)
+            self.metadata.setdefault(
+                "preview", preview(chunk, ["owner_id", "post_id", "id", "from_id", "date", "text"])
+            )
+            yield chunk
+        if tombs:
+            yield frame(tombs, {c: COMMENT_COLUMNS[c] for c in COMMENT_TOMBSTONE_COLUMNS})
+        # In the same transaction as the comments: a post is never marked synced with comments
+        # that did not land.
+        yield TableWrite("posts", frame(syncs, POST_SYNC_COLUMNS))
+        yield COMMIT
+
+    # -- state read from Postgres, bounded by a unit ---------------------------------------------
+
+    def _stored_comments(self, refs: list[PostRef]) -> dict[PostRef, dict[int, bool]]:
+        """post → {comment id → is_deleted} of what the table holds for these posts only."""
+        if not refs:
+            return {}
+        df = self.postgres.read_frame(
+            "comments",
+            columns=STORED_COLUMNS,
+            where={
+                "owner_id": sorted({r.owner_id for r in refs}),
+                "post_id": sorted({r.post_id for r in refs}),
+            },
+        )
+        wanted = set(refs)
+        stored: dict[PostRef, dict[int, bool]] = {}
+        for owner, post_id, cid, deleted in df.itertuples(index=False):
+            ref = PostRef(int(owner), int(post_id))
+            if ref in wanted:
+                stored.setdefault(ref, {})[int(cid)] = bool(deleted)
+        return stored
+
+    def _empty_posts_synced(self, gid: int, posts: pd.DataFrame) -> list[dict[str, Any]]:
         """Posts never synced that VK says have no comments: nothing to ask, just mark them."""
         never = posts[
             posts["comments_synced_count"].isna()
@@ -183,93 +388,35 @@ class _Crawl:
             & posts["comments_can_post"].fillna(True).astype(bool)
             & ~posts["is_deleted"].astype(bool)
         ]
-        self._syncs.extend(self._sync(-gid, int(pid), 0, "ok", None) for pid in never["id"])
+        return [self._sync(PostRef(-gid, int(pid)), 0, "ok", None) for pid in never["id"]]
 
-    def _tombstone_comments_of_deleted_posts(self, gid: int, posts: pd.DataFrame) -> int:
-        """A post that left VK took its comments with it: flag the ones still stored as live."""
+    def _deleted_posts(self, gid: int, posts: pd.DataFrame) -> list[PostRef]:
         gone = posts[posts["is_deleted"].astype(bool) & (posts["comments_status"] != POST_DELETED)]
-        if gone.empty:
-            return 0
-        stored = self._stored_comments(gid)
-        n = 0
-        for pid in map(int, gone["id"]):
-            live = [cid for cid, deleted in stored.get(pid, {}).items() if not deleted]
-            self._tombs.extend(tombstone((-gid, cid), gid, self.now, post_id=pid) for cid in live)
-            self._syncs.append(self._sync(-gid, pid, None, POST_DELETED, None))
-            n += len(live)
-        return n
+        return [PostRef(-gid, int(pid)) for pid in gone["id"]]
 
-    def _absorb(
-        self,
-        gid: int,
-        result: CommentsResult,
-        vk_count: Any,
-        counts: dict[str, int],
-        unreadable: dict[str, str],
-    ) -> None:
-        pid = result.post.post_id
-        if result.error is not None:
-            status = "closed" if result.error.code == 212 else "error"
-            counts["posts_closed"] += status == "closed"
-            unreadable[f"{-gid}_{pid}"] = result.error.reason
-            self._syncs.append(self._sync(-gid, pid, vk_count, status, result.error.code))
-            return
-        known = self._stored_comments(gid).get(pid, {})
-        live_ids: set[int] = set()
-        for c in result.comments:
-            if c.get("deleted"):
-                # VK keeps a stub for a deleted comment that has replies; its content is gone,
-                # so the stored content stays and only the flag moves.
-                if known.get(c["id"]) is not True:
-                    self._tombs.append(tombstone((-gid, c["id"]), gid, self.now, post_id=pid))
-                    counts["tombstoned"] += 1
-                continue
-            live_ids.add(c["id"])
-            self._rows.append(comment_row(c, -gid, pid, gid))
-        vanished = [cid for cid, deleted in known.items() if not deleted and cid not in live_ids]
-        self._tombs.extend(tombstone((-gid, cid), gid, self.now, post_id=pid) for cid in vanished)
-        counts["comments_read"] += len(result.comments)
-        counts["tombstoned"] += len(vanished)
-        self._syncs.append(self._sync(-gid, pid, vk_count, "ok", None))
+    def _orphans_of_deleted_posts(
+        self, gone: list[PostRef], syncs: list[dict[str, Any]]
+    ) -> Iterator[pd.DataFrame | TableWrite | object]:
+        """A post that left VK took its comments with it: flag the ones still stored as live."""
+        tombs: list[dict[str, Any]] = []
+        for ref, comments in self._stored_comments(gone).items():
+            live = [cid for cid, deleted in comments.items() if not deleted]
+            tombs.extend(self._tombstone(ref, cid) for cid in live)
+            self.tally[-ref.owner_id].tombstoned += len(live)
+        syncs.extend(self._sync(ref, None, POST_DELETED, None) for ref in gone)
+        if tombs:
+            yield frame(tombs, {c: COMMENT_COLUMNS[c] for c in COMMENT_TOMBSTONE_COLUMNS})
+        if syncs:
+            yield TableWrite("posts", frame(syncs, POST_SYNC_COLUMNS))
+            yield COMMIT
 
-    def _flush(self, *, force: bool) -> Iterator[pd.DataFrame | TableWrite]:
-        if self._rows and (force or len(self._rows) >= CHUNK_ROWS):
-            chunk = frame(self._rows, COMMENT_COLUMNS)
-            self.metadata.setdefault(
-                "preview", preview(chunk, ["owner_id", "post_id", "id", "from_id", "date", "text"])
-            )
-            yield chunk
-            self._rows = []
-        if self._tombs and (force or len(self._tombs) >= CHUNK_ROWS):
-            yield frame(self._tombs, {c: COMMENT_COLUMNS[c] for c in COMMENT_TOMBSTONE_COLUMNS})
-            self._tombs = []
-        if self._syncs and (force or len(self._syncs) >= CHUNK_ROWS):
-            # Written in the same transaction as the comments, so a post is never marked synced
-            # with comments that did not land.
-            yield TableWrite("posts", frame(self._syncs, POST_SYNC_COLUMNS))
-            self._syncs = []
+    def _tombstone(self, ref: PostRef, cid: int) -> dict[str, Any]:
+        return tombstone((ref.owner_id, cid), -ref.owner_id, self.now, post_id=ref.post_id)
 
-    def _stored_comments(self, gid: int) -> dict[int, dict[int, bool]]:
-        """post id → {comment id → is_deleted} of what the table holds for a group, read once."""
-        if gid not in self._stored:
-            df = self.postgres.read_frame(
-                "comments",
-                columns=["post_id", "id", "is_deleted"],
-                partition_column="group_id",
-                partition_values=[gid],
-            )
-            stored: dict[int, dict[int, bool]] = {}
-            for post_id, cid, deleted in df.itertuples(index=False):
-                stored.setdefault(int(post_id), {})[int(cid)] = bool(deleted)
-            self._stored[gid] = stored
-        return self._stored[gid]
-
-    def _sync(
-        self, owner_id: int, post_id: int, count: Any, status: str, code: int | None
-    ) -> dict[str, Any]:
+    def _sync(self, ref: PostRef, count: Any, status: str, code: int | None) -> dict[str, Any]:
         return {
-            "owner_id": owner_id,
-            "id": post_id,
+            "owner_id": ref.owner_id,
+            "id": ref.post_id,
             "comments_synced_count": None if pd.isna(count) else int(count),
             "comments_synced_at": self.now,
             "comments_status": status,

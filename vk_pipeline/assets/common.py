@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,21 +12,34 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, field_validator
 
-from vk_pipeline.partitions import group_partitions
-from vk_pipeline.vk import ClientStats
+from vk_pipeline.partitions import InvalidGroupKeyError, group_partitions, invalid_group_keys
+from vk_pipeline.vk import ClientStats, VKFatalError, VKQuotaError
 
 VK_POOL = "vk_api"
 ASSET_GROUP = "vk"
 # A range run holds up to this many groups; a backfill of 1,000 groups is 20 runs, not 1,000.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
-# What every VK asset shares: group partitions, batched backfills, and the pool that keeps two
-# steps from spending one token at once.
+# The daily refresh runs every 24 h; a group whose data is older than a day and a half missed
+# at least one refresh, which the UI then shows.
+FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=36), warn_window=timedelta(hours=26)
+)
+# Transient trouble that outlived the client's own retries (VK or the network down for minutes, a
+# lost database connection) is retried by Dagster; work is committed as it goes, so a retry only
+# redoes what had not landed. Errors a retry cannot fix end the step at once (`failing_fast`).
+VK_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+# What every VK asset shares: group partitions, batched backfills, freshness, retries, and the
+# pool that bounds how many VK steps run at once (they share the rate budget of their tokens).
 VK_ASSET = {
     "partitions_def": group_partitions,
     "backfill_policy": BACKFILL_POLICY,
     "pool": VK_POOL,
     "kinds": {"python", "postgres"},
     "group_name": ASSET_GROUP,
+    "freshness_policy": FRESHNESS,
+    "retry_policy": VK_RETRY,
 }
 
 
@@ -49,6 +63,26 @@ class CrawlConfig(dg.Config):
     )
     threads: bool = Field(default=True, description="Fetch every reply of every comment thread.")
     batch_size: int = Field(default=25, ge=1, le=25, description="API calls per execute request.")
+    verify_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Every stored post's comments are re-read at least this often, so silent "
+        "edits and deletions on old posts (which leave comments.count as it was) arrive within "
+        "this many days. The cost is spread evenly: about 1/verify_days of the comment pages a day.",
+    )
+    fresh_hours: float = Field(
+        default=12.0,
+        ge=0,
+        description="A post whose comments were verified less than this long ago is not re-read "
+        "for the lookback window or the staleness budget, so a rerun after a failure resumes "
+        "instead of starting over. Posts whose comment count moved are always re-read.",
+    )
+    as_of: str | None = Field(
+        default=None,
+        description="The crawl's clock as an ISO timestamp (default: now). Windows, sync and "
+        "tombstone times are measured from it; set it to replay against data dated elsewhere "
+        "(the emulator's world is dated in the past).",
+    )
 
     @field_validator("start_date")
     @classmethod
@@ -57,17 +91,48 @@ class CrawlConfig(dg.Config):
             date.fromisoformat(value)  # raises with the offending value in the message
         return value
 
+    @field_validator("as_of")
+    @classmethod
+    def _iso_timestamp(cls, value: str | None) -> str | None:
+        if value is not None:
+            datetime.fromisoformat(value)
+        return value
+
+    def now(self) -> datetime:
+        """The crawl's clock: `as_of` when set, else the wall clock (UTC)."""
+        if self.as_of is None:
+            return datetime.now(UTC)
+        stamp = datetime.fromisoformat(self.as_of)
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
 
 def lookback_start(config: CrawlConfig, now: datetime) -> datetime:
     return now - timedelta(days=config.lookback_days)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def group_ids(context: dg.AssetExecutionContext) -> list[int]:
+    """The run's group ids; a key typed by hand that is not one fails the run before any call."""
+    bad = invalid_group_keys(list(context.partition_keys))
+    if bad:
+        raise dg.Failure(description=str(InvalidGroupKeyError(bad)), allow_retries=False)
     return [int(k) for k in context.partition_keys]
+
+
+@contextmanager
+def failing_fast() -> Iterator[None]:
+    """VK errors no retry can fix (a rejected token, a spent daily quota) fail the step at once
+    with VK's reason; everything committed before stays, and the next run continues from it."""
+    try:
+        yield
+    except VKQuotaError as error:
+        raise dg.Failure(
+            description=f"{error}. What was read before the stop is stored; the next run "
+            "continues with the rest.",
+            metadata={"method": error.method, "vk_error_code": str(error.code)},
+            allow_retries=False,
+        ) from None
+    except VKFatalError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
 def preview(df: pd.DataFrame, columns: list[str], rows: int = 5) -> dg.MetadataValue:

@@ -3,11 +3,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from vk_pipeline.assets.common import (
-    VK_ASSET,
-    preview,
-    run_metadata,
-)
+from vk_pipeline.assets.common import VK_ASSET, failing_fast, group_ids, preview, run_metadata
 from vk_pipeline.assets.rows import GROUP_COLUMNS, frame, group_row
 from vk_pipeline.vk import VKResource, fetch_groups
 
@@ -19,9 +15,10 @@ from vk_pipeline.vk import VKResource, fetch_groups
 def groups(context: dg.AssetExecutionContext, vk: VKResource) -> pd.DataFrame:
     """VK communities, one row each: name, type, members, wall mode, status (open/closed/private/banned/deleted)."""
     started = time.monotonic()
-    client = vk.get_client()
-    with client:
-        results = fetch_groups(client, context.partition_keys)
+    keys = [str(gid) for gid in group_ids(context)]
+    client = vk.get_client(warn=context.log.warning)
+    with failing_fast(), client:
+        results = fetch_groups(client, keys)
     rows = [
         group_row(r.key, r.group, (r.error.code, r.error.message) if r.error else None)
         for r in results

@@ -1,4 +1,6 @@
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -8,16 +10,16 @@ from vk_pipeline.assets.common import (
     VK_ASSET,
     CrawlConfig,
     Progress,
+    failing_fast,
     group_ids,
     lookback_start,
     preview,
     run_metadata,
-    utcnow,
 )
 from vk_pipeline.assets.groups import groups
 from vk_pipeline.assets.rows import POST_COLUMNS, TOMBSTONE_COLUMNS, frame, post_row, tombstone
-from vk_pipeline.storage import PostgresResource
-from vk_pipeline.vk import VKResource, WallRequest, WallResult, fetch_walls
+from vk_pipeline.storage import COMMIT, FrameStream, PostgresResource
+from vk_pipeline.vk import VKClient, VKResource, WallRequest, WallResult, fetch_walls
 
 
 @dg.asset(
@@ -30,11 +32,8 @@ def posts(
     config: CrawlConfig,
     vk: VKResource,
     postgres: PostgresResource,
-) -> list[pd.DataFrame]:
+) -> FrameStream:
     """Wall posts of each group: text, dates, counters, repost source, pinned and deleted flags, raw VK object."""
-    started = time.monotonic()
-    now = utcnow()
-    window = lookback_start(config, now)
     gids = group_ids(context)
     stored = postgres.read_frame(
         "posts",
@@ -42,71 +41,110 @@ def posts(
         partition_column="group_id",
         partition_values=gids,
     )
-    client = vk.get_client()
-    client.execute_batch_size = config.batch_size
-    progress = Progress(context.log)
-    since_by_owner: dict[int, pd.Timestamp | None] = {}
-    for gid in gids:
-        mine = stored[stored["group_id"] == gid]
-        if mine.empty or config.full_listing:
-            since_by_owner[-gid] = (
-                pd.Timestamp(config.start_date, tz="UTC") if config.start_date else None
+    listing = _Listing(context, config, vk.get_client(warn=context.log.warning), stored, gids)
+    return FrameStream(listing.chunks(), metadata=listing.metadata)
+
+
+class _Listing:
+    """Lists the walls of the run's groups; each wall is committed as soon as it is read."""
+
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        config: CrawlConfig,
+        client: VKClient,
+        stored: pd.DataFrame,
+        gids: list[int],
+    ) -> None:
+        self.context = context
+        self.config = config
+        self.client = client
+        self.client.execute_batch_size = config.batch_size
+        self.stored = stored
+        self.gids = gids
+        self.now = config.now()
+        self.metadata: dict[str, Any] = {}
+        self.progress = Progress(context.log)
+
+    def since_by_owner(self) -> dict[int, pd.Timestamp | None]:
+        window = pd.Timestamp(lookback_start(self.config, self.now))
+        start = pd.Timestamp(self.config.start_date, tz="UTC") if self.config.start_date else None
+        since: dict[int, pd.Timestamp | None] = {}
+        for gid in self.gids:
+            mine = self.stored[self.stored["group_id"] == gid]
+            if mine.empty or self.config.full_listing:
+                since[-gid] = start
+            else:
+                # A windowed refresh: everything newer than what we hold, and the lookback window.
+                live = mine[~mine["is_deleted"].astype(bool)]
+                dated = live[~live["is_pinned"].astype(bool)]["date"]
+                newest = dated.max() if not dated.empty else mine["date"].max()
+                since[-gid] = min(newest, window)
+        return since
+
+    def chunks(self) -> Iterator[pd.DataFrame | object]:
+        started = time.monotonic()
+        since_by_owner = self.since_by_owner()
+        requests = [
+            WallRequest(owner, int(since.timestamp()) if since is not None else None)
+            for owner, since in since_by_owner.items()
+        ]
+        unreadable: dict[str, str] = {}
+        per_group: dict[str, dict[str, Any]] = {}
+        totals = {"posts_read": 0, "tombstoned": 0}
+
+        def on_page(partial: WallResult) -> None:
+            self.progress.update(
+                f"group {-partial.owner_id}: {len(partial.posts):,} / {partial.total or 0:,} posts"
             )
-        else:
-            # A windowed refresh: everything newer than what we hold, and the lookback window.
-            live = mine[~mine["is_deleted"].astype(bool)]
-            dated = live[~live["is_pinned"].astype(bool)]["date"]
-            newest = dated.max() if not dated.empty else mine["date"].max()
-            since_by_owner[-gid] = min(newest, pd.Timestamp(window))
-    requests = [
-        WallRequest(owner, int(since.timestamp()) if since is not None else None)
-        for owner, since in since_by_owner.items()
-    ]
-    rows: list[dict[str, Any]] = []
-    tombstones: list[dict[str, Any]] = []
-    unreadable: dict[str, str] = {}
-    per_group: dict[str, dict[str, Any]] = {}
 
-    def on_page(partial: WallResult) -> None:
-        progress.update(
-            f"group {-partial.owner_id}: {len(partial.posts):,} / {partial.total or 0:,} posts"
-        )
-
-    with client:
-        for result in fetch_walls(client, requests, on_page=on_page):
-            gid = -result.owner_id
-            if result.error is not None:
-                unreadable[str(gid)] = result.error.reason
-            rows.extend(post_row(p, gid) for p in result.posts)
-            mine = stored[(stored["group_id"] == gid) & ~stored["is_deleted"].astype(bool)]
-            if result.error is None and not mine.empty:
-                # Posts inside the window we just read in full that VK no longer returns are gone.
-                since = since_by_owner[result.owner_id]
-                scope = mine if since is None else mine[mine["date"] >= since]
-                fetched = {p["id"] for p in result.posts}
-                tombstones.extend(
-                    tombstone((-gid, int(pid)), gid, now)
-                    for pid in scope["id"]
-                    if int(pid) not in fetched
+        try:
+            with failing_fast(), self.client:
+                for result in fetch_walls(self.client, requests, on_page=on_page):
+                    gid = -result.owner_id
+                    if result.error is not None:
+                        unreadable[str(gid)] = result.error.reason
+                    df = frame((post_row(p, gid) for p in result.posts), POST_COLUMNS)
+                    tombs = self._tombstones(result, since_by_owner[result.owner_id], self.now)
+                    totals["posts_read"] += len(df)
+                    totals["tombstoned"] += len(tombs)
+                    per_group[str(gid)] = {
+                        "posts": len(result.posts),
+                        "calls": result.cost.calls,
+                        "requests": round(result.cost.requests, 2),
+                        **({"unreadable": result.error.reason} if result.error else {}),
+                    }
+                    self.metadata.setdefault(
+                        "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
+                    )
+                    self.progress.update(f"group {gid}: {len(df):,} posts read", force=True)
+                    yield df
+                    yield frame(tombs, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
+                    # A wall read in full is committed at once: a later failure keeps it.
+                    yield COMMIT
+        finally:
+            self.metadata.update(
+                run_metadata(
+                    self.client.stats,
+                    started,
+                    **totals,
+                    unreadable_groups=unreadable,
+                    per_group=per_group,
                 )
-            per_group[str(gid)] = {
-                "posts": len(result.posts),
-                "calls": result.cost.calls,
-                "requests": round(result.cost.requests, 2),
-                **({"unreadable": result.error.reason} if result.error else {}),
-            }
-            progress.update(f"group {gid}: {len(result.posts):,} posts read", force=True)
-    df = frame(rows, POST_COLUMNS)
-    context.add_output_metadata(
-        run_metadata(
-            client.stats,
-            started,
-            posts_read=len(df),
-            tombstoned=len(tombstones),
-            unreadable_groups=unreadable,
-            per_group=per_group,
-            preview=preview(df, ["owner_id", "id", "date", "text", "comments_count"]),
-        )
-    )
-    tomb_df = frame(tombstones, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
-    return [df, tomb_df]
+            )
+
+    def _tombstones(
+        self, result: WallResult, since: pd.Timestamp | None, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Posts inside the window just read in full that VK no longer returns are gone."""
+        gid = -result.owner_id
+        mine = self.stored[
+            (self.stored["group_id"] == gid) & ~self.stored["is_deleted"].astype(bool)
+        ]
+        if result.error is not None or mine.empty:
+            return []
+        scope = mine if since is None else mine[mine["date"] >= since]
+        fetched = {p["id"] for p in result.posts}
+        return [
+            tombstone((-gid, int(pid)), gid, now) for pid in scope["id"] if int(pid) not in fetched
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -33,19 +34,26 @@ class Pipeline:
     def keys(self) -> list[str]:
         return [str(g) for g in self.world.group_ids()]
 
-    def crawl(self, keys: list[str] | None = None, **config: Any) -> dg.ExecuteInProcessResult:
+    @property
+    def as_of(self) -> str:
+        """The world's clock: the crawl measures its windows from it, as from VK's own time."""
+        return datetime.fromtimestamp(self.world.now, UTC).isoformat()
+
+    def run_config(self, **config: Any) -> dict[str, Any]:
+        config.setdefault("as_of", self.as_of)
+        return {"ops": {name: {"config": config} for name in ("posts", "comments")}}
+
+    def crawl(
+        self, keys: list[str] | None = None, *, raise_on_error: bool = True, **config: Any
+    ) -> dg.ExecuteInProcessResult:
         keys = keys or self.keys
-        run_config = (
-            {"ops": {name: {"config": config} for name in ("posts", "comments")}}
-            if config
-            else None
-        )
         return dg.materialize(
             vk_assets,
             instance=self.instance,
             resources=self.resources,
-            run_config=run_config,
+            run_config=self.run_config(**config),
             tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+            raise_on_error=raise_on_error,
         )
 
     def query(self, sql: str, *params: Any) -> list[tuple]:

@@ -112,13 +112,16 @@ def test_incremental_refresh_reads_only_what_changed(pipeline: Pipeline):
     assert changed_groups and set(open_groups) - changed_groups, (
         "the world change should spare a group"
     )
-    result = pipeline.crawl()
+    # Only the count-change mechanism: no lookback window, no staleness cycle turning.
+    result = pipeline.crawl(lookback_days=0, verify_days=100_000)
     assert result.success
     meta = materialization(result, "comments")
     per_group = meta["per_group"]
     for gid in open_groups:
         if gid not in changed_groups:
             assert per_group[str(gid)]["calls"] == 0, gid
+        else:
+            assert set(per_group[str(gid)]["reasons"]) == {"changed"}, gid
     # comment counts now match the new truth everywhere
     for gid in open_groups:
         for p in world.posts(gid):
