@@ -121,21 +121,10 @@ class Stack:
         return bool(self.procs) and all(p.poll() is None for p in self.procs.values())
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM each process group (daemon first, so nothing new launches), SIGKILL what is
-        left of it after `timeout`; returns once every group is empty."""
+        """Stop each process group, the daemon first so nothing new launches."""
         for name in ("daemon", "webserver", "code"):
-            proc = self.procs.get(name)
-            if proc is None:
-                continue
-            _signal_group(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _group_alive(proc.pid) and time.monotonic() < deadline:
-                proc.poll()  # reap the leader so it does not linger as a zombie
-                time.sleep(0.2)
-            if _group_alive(proc.pid):
-                _signal_group(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+            if (proc := self.procs.get(name)) is not None:
+                stop_process_group(proc, timeout)
         for log in self._logs:
             log.close()
 
@@ -146,6 +135,20 @@ def _accepts(host: str, port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM the process group `proc` leads (started with start_new_session=True), SIGKILL
+    what is left of it after `timeout`; returns once the group is empty."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        proc.poll()  # reap the leader so it does not linger as a zombie
+        time.sleep(0.2)
+    if _group_alive(proc.pid):
+        _signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
