@@ -140,7 +140,7 @@ def test_pacing_at_the_limit_is_never_rejected(
 def test_execute_is_one_request_for_the_rate_limit(
     emulator_factory: Factory, make_api: MakeApi
 ) -> None:
-    server = emulator_factory(rate=2)
+    server = emulator_factory(rate=2, clock=FakeClock())
     api = make_api(server)
     gid = server.world.group_ids()[0]
     code = "return [" + ",".join([f"API.groups.getById({{group_id: {gid}}})"] * 20) + "];"
