@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from typing import Any
 
 import dagster as dg
@@ -98,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--groups", help="comma-separated VK group ids (live VK only)")
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     setup = local.start()
     try:
         if setup.world is not None:
@@ -114,9 +111,14 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        print(
-            f"Postgres: {'DATABASE_URL' if 'host=' not in setup.database_url else 'embedded server in .local/pgdata'}"
+        where = (
+            "DATABASE_URL"
+            if "host=" not in setup.database_url
+            else "embedded server in .local/pgdata"
         )
+        print(f"Postgres: {where}; Dagster's runs and event logs in its database 'dagster'")
+        if (drops := local.drop_dir()) is not None:
+            print(f"drop folder (group-list files the sensor reads under `make dev`): {drops}")
         instance = dg.DagsterInstance.get()
         instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
         print(f"registered {len(keys)} groups as partitions of '{GROUP_PARTITIONS_NAME}'\n")

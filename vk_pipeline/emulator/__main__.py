@@ -35,9 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--comments", type=int, default=150_000)
     ap.add_argument("--no-special-groups", action="store_true")
     ap.add_argument("--wall-get-quota", type=int, default=5000)
+    ap.add_argument(
+        "--daily-quota",
+        action="append",
+        default=[],
+        metavar="METHOD=N",
+        help="per-token daily limit for another method (repeatable)",
+    )
     ap.add_argument("--max-response-bytes", type=int, default=5_000_000)
     args = ap.parse_args(argv)
 
+    daily_quotas: dict[str, int] = {}
+    for item in args.daily_quota:
+        method, sep, n = item.partition("=")
+        if not sep or not method.strip() or not n.strip().isdigit():
+            ap.error(f"--daily-quota expects METHOD=N, got {item!r}")
+        daily_quotas[method.strip()] = int(n)
     tokens = _split(args.tokens) or _split([os.environ.get("VK_EMULATOR_TOKENS", "")])
     spec = WorldSpec(
         seed=args.seed,
@@ -53,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         tokens=tokens,
         group_tokens=_split(args.group_tokens),
         wall_get_daily_quota=args.wall_get_quota,
+        daily_quotas=daily_quotas,
         max_response_bytes=args.max_response_bytes,
         seed=args.seed,
         host=args.host,

@@ -1,29 +1,34 @@
-"""A small VKScript interpreter: the subset of `execute` code that API clients send.
+"""VKScript for the emulator's `execute`: tokenizer and parser (evaluation: `vkscript_eval`).
 
-Supported: `var a = expr, b = expr;`, assignment `a = expr;`, `return expr;`, expression
-statements, literals (numbers incl. negative and fractional, strings in single or double quotes
-with JSON/JS escapes, true/false/null), arrays, objects with bare or quoted keys (trailing
-commas allowed), `API.<section>.<method>(<object>?)`, `Args.<name>`, variables, property access
-`.name` / `[expr]`, parentheses, unary minus and the binary operators `+ - * /`.
-Comments `// ...` and `/* ... */` are skipped. Not supported (compile error 12): control flow
-(`if`, `while`), the `@.` projection operator and method calls on values.
+The language covered is what API clients send: ours (`return [API.a.b({...}), ...];`), vk_api's
+`VkTools.get_all` loop and `VkRequestsPool` scripts, and the constructs VK's execute page lists.
+
+Statements: `var a = e, b;`, expression statements (assignment `x = e`, `x.a[i] = e`, calls),
+`return e;` (the expression is required), `if (c) s [else s]`, `while (c) s`, blocks `{...}`, `delete x.a;`, empty `;`.
+Expressions, loosest first: `=` (right-assoc), `c ? a : b`, `||`, `&&`, `== !=`, `< > <= >=`,
+`+ -`, `* / %`, unary `! - +`, postfix `.name`, `[expr]`, `.method(args)`, `@.name`.
+Primaries: numbers, strings ('...' or "..." with JSON/JS escapes), true/false/null, arrays,
+objects (bare, quoted or numeric keys, trailing commas), `API.<section>.<method>(<expr>?)`,
+`Args.<name>`, `parseInt(e)`, `parseDouble(e)`, declared variables, `( ... )`.
+Comments `// ...` and `/* ... */` are skipped.
+
+Anything else (`for`, `function`, `++`, `+=`, `===`, unknown methods, undeclared names, ...)
+is a compile error: VK error 12 "Unable to compile code".
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+|//[^\n]*|/\*.*?\*/)
-  | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\.\d+)
+  | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)
   | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
   | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*)
-  | (?P<op>[{}\[\](),:;.=+\-*/])
+  | (?P<op>===|!==|==|!=|<=|>=|&&|\|\||\+\+|--|\+=|-=|\*=|/=|[{}\[\](),:;.=+\-*/%<>!?@])
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -40,9 +45,27 @@ _ESCAPES = {
     "t": "\t",
 }
 
+# Array/string methods VK lists for execute ("slice, push, pop, shift, unshift, splice,
+# substr, split") plus indexOf; the mutating ones write back to their variable.
+METHODS = frozenset(
+    {"slice", "push", "pop", "shift", "unshift", "splice", "substr", "split", "indexOf"}
+)
+MUTATING_METHODS = frozenset({"push", "pop", "shift", "unshift", "splice"})
+FUNCTIONS = frozenset({"parseInt", "parseDouble"})
+_UNSUPPORTED_OPS = frozenset({"===", "!==", "++", "--", "+=", "-=", "*=", "/="})
+_UNSUPPORTED_WORDS = frozenset((
+    "for", "do", "function", "switch", "case", "break", "continue", "new", "this", "typeof",
+    "instanceof", "in", "try", "catch", "throw", "let", "const",
+))  # fmt: skip
+_RESERVED = frozenset(
+    {"var", "return", "if", "else", "while", "delete", "true", "false", "null", "API", "Args"}
+    | FUNCTIONS
+    | _UNSUPPORTED_WORDS
+)
+
 
 class CompileError(Exception):
-    """Unparseable code: VK error 12 "Unable to compile code"."""
+    """Unparseable or unsupported code: VK error 12 "Unable to compile code"."""
 
 
 class ScriptRuntimeError(Exception):
@@ -94,6 +117,8 @@ def tokenize(code: str) -> list[_Tok]:
         text = m.group()
         if kind == "str":
             toks.append(_Tok("str", _unescape(text[1:-1], pos + 1), pos))
+        elif kind == "op" and text in _UNSUPPORTED_OPS:
+            raise CompileError(f"unsupported operator {text!r} at {pos}")
         elif kind != "ws":
             toks.append(_Tok(kind, text, pos))
         pos = m.end()
@@ -136,16 +161,56 @@ class Call:
 
 
 @dataclass
+class Func:
+    name: str  # parseInt | parseDouble
+    arg: Any
+
+
+@dataclass
 class Member:
     target: Any
     key: Any  # expression node
 
 
 @dataclass
+class Project:
+    """`target@.name`: the field `name` of every element."""
+
+    target: Any
+    name: str
+
+
+@dataclass
+class MethodCall:
+    target: Any
+    name: str
+    args: list[Any]
+
+
+@dataclass
 class BinOp:
-    op: str
+    op: str  # + - * / % == != < > <= >=
     left: Any
     right: Any
+
+
+@dataclass
+class Logical:
+    op: str  # && ||
+    left: Any
+    right: Any
+
+
+@dataclass
+class Cond:
+    test: Any
+    then: Any
+    other: Any
+
+
+@dataclass
+class Not:
+    operand: Any
 
 
 @dataclass
@@ -155,8 +220,13 @@ class Neg:
 
 @dataclass
 class Assign:
-    name: str
+    target: Any  # Var or a Member chain rooted at a Var
     expr: Any
+
+
+@dataclass
+class VarDecl:
+    decls: list[tuple[str, Any]]
 
 
 @dataclass
@@ -170,9 +240,33 @@ class ExprStmt:
 
 
 @dataclass
+class If:
+    test: Any
+    then: list[Any]
+    other: list[Any]
+
+
+@dataclass
+class While:
+    test: Any
+    body: list[Any]
+
+
+@dataclass
+class Delete:
+    target: Member
+
+
+@dataclass
 class Program:
     body: list[Any] = field(default_factory=list)
     api_calls: int = 0  # static count of API.* call sites
+
+
+def is_lvalue(node: Any) -> bool:
+    while isinstance(node, Member):
+        node = node.target
+    return isinstance(node, Var)
 
 
 class _Parser:
@@ -182,19 +276,22 @@ class _Parser:
         self.vars: set[str] = set()
         self.calls = 0
 
-    def peek(self) -> _Tok:
-        return self.toks[self.i]
+    def peek(self, ahead: int = 0) -> _Tok:
+        return self.toks[min(self.i + ahead, len(self.toks) - 1)]
 
     def next(self) -> _Tok:
         tok = self.toks[self.i]
-        self.i += 1
+        if tok.kind != "eof":
+            self.i += 1
         return tok
 
-    def accept(self, kind: str, value: str | None = None) -> _Tok | None:
+    def at(self, kind: str, value: str | None = None) -> bool:
         tok = self.peek()
-        if tok.kind == kind and (value is None or tok.value == value):
-            self.i += 1
-            return tok
+        return tok.kind == kind and (value is None or tok.value == value)
+
+    def accept(self, kind: str, value: str | None = None) -> _Tok | None:
+        if self.at(kind, value):
+            return self.next()
         return None
 
     def expect(self, kind: str, value: str | None = None) -> _Tok:
@@ -204,74 +301,147 @@ class _Parser:
             raise CompileError(f"expected {value or kind} at {got.pos}, got {got.value!r}")
         return tok
 
+    # ------------------------------------------------------------------ statements
+
     def program(self) -> Program:
-        prog = Program()
-        while self.peek().kind != "eof":
-            if self.accept("op", ";"):
-                continue
-            prog.body.extend(self.statement())
-        prog.api_calls = self.calls
-        return prog
+        body: list[Any] = []
+        while not self.at("eof"):
+            body.extend(self.statement())
+        return Program(body, self.calls)
 
     def _end_statement(self) -> None:
-        if not self.accept("op", ";") and self.peek().kind != "eof":
+        # `;` may be left out before `}` and at the end of the code.
+        if not self.accept("op", ";") and not self.at("op", "}") and not self.at("eof"):
             tok = self.peek()
             raise CompileError(f"expected ; at {tok.pos}, got {tok.value!r}")
 
+    def block(self) -> list[Any]:
+        self.expect("op", "{")
+        body: list[Any] = []
+        while not self.accept("op", "}"):
+            if self.at("eof"):
+                raise CompileError("unterminated block")
+            body.extend(self.statement())
+        return body
+
+    def body(self) -> list[Any]:
+        """The body of if/else/while: a block or a single statement."""
+        return self.block() if self.at("op", "{") else self.statement()
+
+    def paren(self) -> Any:
+        self.expect("op", "(")
+        expr = self.expression()
+        self.expect("op", ")")
+        return expr
+
     def statement(self) -> list[Any]:
         tok = self.peek()
-        if tok.kind == "name" and tok.value == "var":
+        if tok.kind == "op" and tok.value == ";":
             self.next()
-            decls: list[Any] = []
+            return []
+        if tok.kind == "op" and tok.value == "{":
+            return self.block()
+        if tok.kind != "name":
+            expr = self.expression()
+            self._end_statement()
+            return [ExprStmt(expr)]
+        word = tok.value
+        if word == "var":
+            self.next()
+            decls: list[tuple[str, Any]] = []
             while True:
-                name = self.expect("name").value
-                expr = self.expression() if self.accept("op", "=") else Lit(None)
-                self.vars.add(name)
-                decls.append(Assign(name, expr))
+                name_tok = self.expect("name")
+                if name_tok.value in _RESERVED:
+                    raise CompileError(f"reserved word {name_tok.value!r} at {name_tok.pos}")
+                expr = self.assignment() if self.accept("op", "=") else Lit(None)
+                self.vars.add(name_tok.value)
+                decls.append((name_tok.value, expr))
                 if not self.accept("op", ","):
                     break
             self._end_statement()
-            return decls
-        if tok.kind == "name" and tok.value == "return":
+            return [VarDecl(decls)]
+        if word == "return":
             self.next()
-            expr = self.expression()
+            expr = self.expression()  # VK: "return %expression%"; a bare return is an error
             self._end_statement()
             return [Return(expr)]
-        if tok.kind == "name" and tok.value in ("if", "while", "for", "function", "delete"):
-            raise CompileError(f"unsupported statement {tok.value!r} at {tok.pos}")
-        if (
-            tok.kind == "name"
-            and self.toks[self.i + 1].kind == "op"
-            and self.toks[self.i + 1].value == "="
-        ):
-            if tok.value not in self.vars:
-                raise CompileError(f"assignment to undeclared variable {tok.value!r}")
-            self.i += 2
-            expr = self.expression()
+        if word == "if":
+            self.next()
+            test = self.paren()
+            then = self.body()
+            other = self.body() if self.accept("name", "else") else []
+            return [If(test, then, other)]
+        if word == "while":
+            self.next()
+            test = self.paren()
+            return [While(test, self.body())]
+        if word == "delete":
+            self.next()
+            target = self.unary()
+            if not isinstance(target, Member) or not is_lvalue(target):
+                raise CompileError(f"delete needs a field of a variable at {tok.pos}")
             self._end_statement()
-            return [Assign(tok.value, expr)]
+            return [Delete(target)]
+        if word in _UNSUPPORTED_WORDS or word == "else":
+            raise CompileError(f"unsupported statement {word!r} at {tok.pos}")
         expr = self.expression()
         self._end_statement()
         return [ExprStmt(expr)]
 
+    # ------------------------------------------------------------------ expressions
+
     def expression(self) -> Any:
-        left = self.term()
-        while (tok := self.peek()).kind == "op" and tok.value in "+-":
-            self.next()
-            left = BinOp(tok.value, left, self.term())
+        return self.assignment()
+
+    def assignment(self) -> Any:
+        pos = self.peek().pos
+        left = self.ternary()
+        if self.accept("op", "="):
+            if not is_lvalue(left):
+                raise CompileError(f"invalid assignment target at {pos}")
+            return Assign(left, self.assignment())
         return left
+
+    def ternary(self) -> Any:
+        test = self.logical("||")
+        if self.accept("op", "?"):
+            then = self.assignment()
+            self.expect("op", ":")
+            return Cond(test, then, self.assignment())
+        return test
+
+    def logical(self, op: str) -> Any:
+        sub = (lambda: self.logical("&&")) if op == "||" else self.equality
+        left = sub()
+        while self.accept("op", op):
+            left = Logical(op, left, sub())
+        return left
+
+    def _binary(self, ops: tuple[str, ...], sub: Any) -> Any:
+        left = sub()
+        while (tok := self.peek()).kind == "op" and tok.value in ops:
+            self.next()
+            left = BinOp(tok.value, left, sub())
+        return left
+
+    def equality(self) -> Any:
+        return self._binary(("==", "!="), self.relational)
+
+    def relational(self) -> Any:
+        return self._binary(("<", ">", "<=", ">="), self.additive)
+
+    def additive(self) -> Any:
+        return self._binary(("+", "-"), self.term)
 
     def term(self) -> Any:
-        left = self.unary()
-        while (tok := self.peek()).kind == "op" and tok.value in "*/":
-            self.next()
-            left = BinOp(tok.value, left, self.unary())
-        return left
+        return self._binary(("*", "/", "%"), self.unary)
 
     def unary(self) -> Any:
+        if self.accept("op", "!"):
+            return Not(self.unary())
         if self.accept("op", "-"):
             operand = self.unary()
-            if isinstance(operand, Lit) and isinstance(operand.value, int | float):
+            if isinstance(operand, Lit) and type(operand.value) in (int, float):
                 return Lit(-operand.value)
             return Neg(operand)
         if self.accept("op", "+"):
@@ -281,21 +451,40 @@ class _Parser:
     def postfix(self, node: Any) -> Any:
         while True:
             if self.accept("op", "."):
-                node = Member(node, Lit(self.expect("name").value))
+                name = self.expect("name")
+                if self.at("op", "("):
+                    if name.value not in METHODS:
+                        raise CompileError(f"unsupported method {name.value!r} at {name.pos}")
+                    node = MethodCall(node, name.value, self.arguments())
+                else:
+                    node = Member(node, Lit(name.value))
             elif self.accept("op", "["):
                 key = self.expression()
                 self.expect("op", "]")
                 node = Member(node, key)
-            elif self.peek().kind == "op" and self.peek().value == "(":
+            elif self.accept("op", "@"):
+                self.expect("op", ".")
+                node = Project(node, self.expect("name").value)
+            elif self.at("op", "("):
                 raise CompileError(f"calling a value is not supported at {self.peek().pos}")
             else:
                 return node
 
+    def arguments(self) -> list[Any]:
+        self.expect("op", "(")
+        args: list[Any] = []
+        while not self.accept("op", ")"):
+            args.append(self.assignment())
+            if not self.accept("op", ","):
+                self.expect("op", ")")
+                break
+        return args
+
     def primary(self) -> Any:
         tok = self.next()
         if tok.kind == "num":
-            f = float(tok.value)
-            return Lit(int(tok.value) if tok.value.isdigit() else f)
+            is_int = tok.value.isdigit()
+            return Lit(int(tok.value) if is_int else float(tok.value))
         if tok.kind == "str":
             return Lit(tok.value)
         if tok.kind == "op" and tok.value == "(":
@@ -305,7 +494,7 @@ class _Parser:
         if tok.kind == "op" and tok.value == "[":
             items: list[Any] = []
             while not self.accept("op", "]"):
-                items.append(self.expression())
+                items.append(self.assignment())
                 if not self.accept("op", ","):
                     self.expect("op", "]")
                     break
@@ -317,144 +506,46 @@ class _Parser:
                 if key_tok.kind not in ("name", "str", "num"):
                     raise CompileError(f"bad object key at {key_tok.pos}")
                 self.expect("op", ":")
-                pairs.append((key_tok.value, self.expression()))
+                pairs.append((key_tok.value, self.assignment()))
                 if not self.accept("op", ","):
                     self.expect("op", "}")
                     break
             return Obj(pairs)
         if tok.kind == "name":
-            if tok.value == "true":
-                return Lit(True)
-            if tok.value == "false":
-                return Lit(False)
-            if tok.value == "null":
-                return Lit(None)
-            if tok.value == "API":
-                parts = []
-                while self.accept("op", "."):
-                    parts.append(self.expect("name").value)
-                if len(parts) != 2:
-                    raise CompileError(f"bad API method name at {tok.pos}")
-                self.expect("op", "(")
-                arg = None if self.peek().value == ")" else self.expression()
-                self.expect("op", ")")
-                self.calls += 1
-                return Call(".".join(parts), arg)
-            if tok.value == "Args":
-                self.expect("op", ".")
-                return ArgRef(self.expect("name").value)
-            if tok.value in self.vars:
-                return Var(tok.value)
-            raise CompileError(f"undefined identifier {tok.value!r} at {tok.pos}")
+            return self._name(tok)
         raise CompileError(f"unexpected {tok.value or 'end of code'!r} at {tok.pos}")
+
+    def _name(self, tok: _Tok) -> Any:
+        word = tok.value
+        if word == "true":
+            return Lit(True)
+        if word == "false":
+            return Lit(False)
+        if word == "null":
+            return Lit(None)
+        if word == "API":
+            parts = []
+            while self.accept("op", "."):
+                parts.append(self.expect("name").value)
+            if len(parts) != 2:
+                raise CompileError(f"bad API method name at {tok.pos}")
+            self.expect("op", "(")
+            arg = None if self.at("op", ")") else self.assignment()
+            self.expect("op", ")")
+            self.calls += 1
+            return Call(".".join(parts), arg)
+        if word == "Args":
+            self.expect("op", ".")
+            return ArgRef(self.expect("name").value)
+        if word in FUNCTIONS:
+            args = self.arguments()
+            if len(args) != 1:
+                raise CompileError(f"{word} takes one argument at {tok.pos}")
+            return Func(word, args[0])
+        if word in self.vars:
+            return Var(word)
+        raise CompileError(f"undefined identifier {word!r} at {tok.pos}")
 
 
 def parse(code: str) -> Program:
     return _Parser(code).program()
-
-
-def to_param(value: Any) -> str | None:
-    """How VK turns a VKScript value into a method parameter string."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):
-        return ",".join(p for p in (to_param(v) for v in value) if p is not None)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-ApiCaller = Callable[[str, dict[str, str]], Any]
-
-
-class Interpreter:
-    def __init__(self, call_api: ApiCaller, args: dict[str, str], max_calls: int = 25) -> None:
-        self.call_api = call_api
-        self.args = args
-        self.max_calls = max_calls
-        self.calls = 0
-        self.env: dict[str, Any] = {}
-
-    def run(self, prog: Program) -> Any:
-        for stmt in prog.body:
-            if isinstance(stmt, Return):
-                return self.eval(stmt.expr)
-            if isinstance(stmt, Assign):
-                self.env[stmt.name] = self.eval(stmt.expr)
-            elif isinstance(stmt, ExprStmt):
-                self.eval(stmt.expr)
-        return None
-
-    def eval(self, node: Any) -> Any:
-        if isinstance(node, Lit):
-            return node.value
-        if isinstance(node, Arr):
-            return [self.eval(x) for x in node.items]
-        if isinstance(node, Obj):
-            return {k: self.eval(v) for k, v in node.items}
-        if isinstance(node, Var):
-            return self.env.get(node.name)
-        if isinstance(node, ArgRef):
-            return self.args.get(node.name)
-        if isinstance(node, Call):
-            return self._call(node)
-        if isinstance(node, Member):
-            return self._member(self.eval(node.target), self.eval(node.key))
-        if isinstance(node, Neg):
-            v = self.eval(node.operand)
-            return -v if isinstance(v, int | float) and not isinstance(v, bool) else None
-        if isinstance(node, BinOp):
-            return self._binop(node.op, self.eval(node.left), self.eval(node.right))
-        raise ScriptRuntimeError(f"cannot evaluate {type(node).__name__}")
-
-    def _call(self, node: Call) -> Any:
-        arg = self.eval(node.arg) if node.arg is not None else {}
-        if not isinstance(arg, dict):
-            raise ScriptRuntimeError("method arguments must be an object")
-        self.calls += 1
-        if self.calls > self.max_calls:
-            raise ScriptRuntimeError("Too many API calls")
-        params = {k: p for k, v in arg.items() if (p := to_param(v)) is not None}
-        return self.call_api(node.method, params)
-
-    @staticmethod
-    def _member(target: Any, key: Any) -> Any:
-        if isinstance(target, dict):
-            return target.get(str(key))
-        if isinstance(target, list):
-            if key == "length":
-                return len(target)
-            if isinstance(key, int | float) and not isinstance(key, bool):
-                i = int(key)
-                return target[i] if 0 <= i < len(target) else None
-        if isinstance(target, str) and key == "length":
-            return len(target)
-        return None
-
-    @staticmethod
-    def _binop(op: str, a: Any, b: Any) -> Any:
-        if op == "+" and (isinstance(a, str) or isinstance(b, str)):
-            return f"{'' if a is None else a}{'' if b is None else b}"
-        if isinstance(a, list) and isinstance(b, list) and op == "+":
-            return a + b
-        nums = (int, float)
-        if (
-            not (isinstance(a, nums) and isinstance(b, nums))
-            or isinstance(a, bool)
-            or isinstance(b, bool)
-        ):
-            return None
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if b == 0:
-            return None
-        r = a / b
-        return int(r) if r.is_integer() else r

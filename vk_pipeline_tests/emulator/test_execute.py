@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
 
-from vk_pipeline.emulator import EmulatorServer, World, WorldSpec
+from vk_pipeline.emulator import EmulatorServer, World
 from vk_pipeline_tests.fixtures.emulator import Api
 
 RUNTIME = "Runtime error occurred during code invocation: "
@@ -137,7 +136,8 @@ def test_response_size_limit(
         "retrun 1;",
         "return x;",
         "return 'unterminated;",
-        "if (1) { return 1; }",
+        "for (;;) { return 1; }",
+        "if (1) { return 1; ",
         "return API.wall({});",
         "return 1 2;",
         "@@@",
@@ -152,35 +152,63 @@ def test_missing_code(api: Api) -> None:
     assert api.err("execute")["error_code"] == 100
 
 
-def test_execute_is_fast_for_25_pages_of_comments() -> None:
-    world = World(WorldSpec(seed=3, groups=3, posts=60, comments=12_000, special_groups=False))
+def test_25_pages_of_comments_in_one_execute(api: Api, emulator: EmulatorServer) -> None:
+    """The pack our client sends at most: 25 full comment pages come back complete and equal
+    to the same pages asked for directly (how fast is a benchmark question, not a test's)."""
+    world = emulator.world
     gid, post = max(
         ((g, p) for g in world.group_ids() for p in world.posts(g)),
         key=lambda t: t[1]["comments"]["count"],
     )
-    calls = [
-        call_js(
-            "wall.getComments",
-            {
-                "owner_id": -gid,
-                "post_id": post["id"],
-                "count": 100,
-                "offset": 100 * i,
-                "thread_items_count": 10,
-                "need_likes": 1,
-                "preview_length": 0,
-            },
-        )
-        for i in range(25)
-    ]
-    code = "return [" + ",".join(calls) + "];"
-    with EmulatorServer(world, rate=1000) as server, Api(server) as api:
-        api.ok("execute", code=code)  # warm up
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            resp = api.ok("execute", code=code)
-            best = min(best, time.perf_counter() - t0)
-    served = sum(len(r["items"]) for r in resp)
-    assert served >= 1000
-    assert best < 0.1, f"{best:.3f}s for {served} comments"
+    page = {
+        "owner_id": -gid,
+        "post_id": post["id"],
+        "count": 100,
+        "thread_items_count": 10,
+        "need_likes": 1,
+        "preview_length": 0,
+    }
+    code = (
+        "return ["
+        + ",".join(call_js("wall.getComments", {**page, "offset": 100 * i}) for i in range(25))
+        + "];"
+    )
+    got = api.ok("execute", code=code)
+    assert len(got) == 25
+    top = [c for c in world.comments(gid, post["id"]) if not c["parents_stack"]]
+    assert [c["id"] for r in got for c in r["items"]] == [c["id"] for c in top[:2500]]
+    assert got[3] == api.ok("wall.getComments", **page, offset=300)
+
+
+def test_paging_loop_in_one_execute(api: Api, emulator: EmulatorServer) -> None:
+    """A client-side loop (while/if/slice/array +) pages a whole wall in one request."""
+    world = emulator.world
+    gid = max(
+        (g for g in world.group_ids() if world.group_kind(g) == "open"),
+        key=lambda g: len(world.posts(g)),
+    )
+    code = f"""
+    var offset = 0, items = [], page, total = 1;
+    while (offset < total && offset < 2500) {{
+        page = API.wall.get({{owner_id: -{gid}, count: 100, offset: offset}});
+        if (!page) {{ return {{error: true}}; }}
+        total = page.count;
+        items = items + page.items.slice(0);
+        offset = offset + 100;
+    }}
+    return {{count: total, ids: items@.id, calls: offset / 100}};
+    """
+    emulator.reset_stats()
+    got = api.ok("execute", code=code)
+    truth = world.posts(gid)
+    assert got["count"] == len(truth) and got["ids"] == [p["id"] for p in truth[:2500]]
+    stats = emulator.stats()
+    assert stats["http_requests"] == 1
+    assert stats["by_method"]["wall.get"]["api_calls"] == got["calls"] == -(-len(truth) // 100)
+
+
+def test_runaway_loop_is_a_runtime_error(api: Api, emulator: EmulatorServer) -> None:
+    err = api.err("execute", code="var i = 0; while (true) { i = i + 1; }")
+    assert (err["error_code"], err["error_msg"]) == (13, RUNTIME + "Too many operations")
+    err = api.err("execute", code="return 'a' - 1;")
+    assert (err["error_code"], err["error_msg"]) == (13, RUNTIME + "Numeric value is expected")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from vk_pipeline.emulator import EmulatorServer, FaultSpec, World
+from vk_pipeline.emulator.faults import FaultInjector
 from vk_pipeline_tests.fixtures.emulator import Api
 
 Factory = Callable[..., EmulatorServer]
@@ -58,14 +58,88 @@ def test_drop_closes_without_answer(server: EmulatorServer) -> None:
 
 
 def test_slow(server: EmulatorServer) -> None:
-    server.set_faults("*", FaultSpec(slow=1.0, slow_seconds=0.3))
+    server.set_faults("*", FaultSpec(slow=1.0, slow_seconds=0.5))
     with Api(server) as api:
-        t0 = time.perf_counter()
         assert "response" in api("groups.getById", group_ids=gid_of(server))
-        assert time.perf_counter() - t0 >= 0.3
+        assert server.stats()["faults"] == {"slow": 1}
         api.http.timeout = httpx.Timeout(0.1)
         with pytest.raises(httpx.ReadTimeout):
             api.raw("groups.getById", group_ids=gid_of(server))
+
+
+def test_truncated_json(server: EmulatorServer) -> None:
+    server.set_faults("wall.get", FaultSpec(truncated=1.0))
+    gid = next(g for g in server.world.group_ids() if server.world.group_kind(g) == "open")
+    with Api(server) as api:
+        full = len(api.raw("groups.getById", group_ids=gid).content)
+        bodies = [api.raw("wall.get", owner_id=-gid, count=5) for _ in range(5)]
+        server.clear_faults()
+        whole = api.raw("wall.get", owner_id=-gid, count=5).content
+    assert full > 0
+    for r in bodies:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        assert 0 < len(r.content) < len(whole) and whole.startswith(r.content)
+        with pytest.raises(ValueError):
+            r.json()
+    assert len({len(r.content) for r in bodies}) > 1  # cut at seeded, varying points
+    stats = server.stats()
+    assert stats["faults"] == {"truncated": 5}
+    # Like a dropped answer, the request was processed before the body was cut.
+    assert stats["by_method"]["wall.get"]["api_calls"] == 6
+
+
+def test_injected_error_6_is_request_level(emulator_factory: Factory) -> None:
+    server = emulator_factory(rate=2, seed=3)
+    server.set_faults("*", FaultSpec(error_6=1.0))
+    gid = gid_of(server)
+    with Api(server) as api:
+        for _ in range(4):
+            err = api.err("groups.getById", group_ids=gid)
+            assert (err["error_code"], err["error_msg"]) == (6, "Too many requests per second")
+        assert api.err("execute", code="return 1;")["error_code"] == 6
+        server.set_faults("*", FaultSpec(error_6=0.0))
+        server.set_faults("groups.getById", FaultSpec(error_6=1.0))
+        # Inside execute error 6 is never injected: execute is one request for the limit.
+        body = api("execute", code=f"return API.groups.getById({{group_ids: {gid}}});")
+        assert "execute_errors" not in body and body["response"]["groups"][0]["id"] == gid
+        # Injected 6 never entered the rate window: two real requests still fit in it.
+        server.clear_faults()
+        assert "response" in api("groups.getById", group_ids=gid)
+    stats = server.stats()
+    assert stats["faults"] == {"error_6": 5}
+    assert stats["errors"] == {"6": 5}
+    assert stats["rate_limited"] == 0  # genuine rejections only
+    assert stats["accepted"] == 2
+    assert stats["by_method"]["groups.getById"]["api_calls"] == 2
+    (tok,) = stats["by_token"].values()
+    assert tok["faults"] == {"error_6": 5} and tok["errors"] == {"6": 5}
+
+
+def test_unknown_token_gets_error_5_not_an_injected_error(
+    server: EmulatorServer, make_api: Callable[..., Api]
+) -> None:
+    server.set_faults("*", FaultSpec(error_6=1.0, error_10=1.0))
+    err = make_api(server, token="wrong").err("groups.getById", group_ids=gid_of(server))
+    assert err["error_code"] == 5
+    assert server.stats()["faults"] == {}
+
+
+def test_draws_per_request_do_not_depend_on_rates() -> None:
+    def errors(spec: FaultSpec) -> list[int | None]:
+        inj = FaultInjector(seed=5)
+        inj.set("*", spec)
+        return [inj.decide("wall.get").error_code for _ in range(200)]
+
+    base = errors(FaultSpec(error_10=0.3))
+    assert errors(FaultSpec(error_10=0.3, truncated=0.5, slow=0.2, drop=0.1)) == base
+    assert 0 < base.count(10) < 200
+
+
+def test_fault_spec_validation() -> None:
+    with pytest.raises(ValueError, match="error_6"):
+        FaultSpec(error_6=1.5)
+    with pytest.raises(ValueError, match="unknown fault fields"):
+        FaultSpec.from_dict({"error_7": 0.1})
 
 
 @pytest.mark.parametrize(
