@@ -1,0 +1,75 @@
+"""Group keys -> ranged run requests of at most 50 groups, for the sensor and the schedule alike.
+
+A run over a partition range is one run for many groups (a run costs seconds of overhead here;
+1,000 groups must be 20 runs, not 1,000). A range covers every key between its ends in the
+instance's order (insertion order for dynamic partitions), so keys are only grouped where they
+are consecutive in that order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import dagster as dg
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+CHUNK_TAG = "vk_pipeline/chunk"
+GROUPS_TAG = "vk_pipeline/groups"
+# Matches the assets' BackfillPolicy.multi_run(50): a refresh run and a backfill run are alike.
+MAX_GROUPS_PER_RUN = 50
+
+
+def consecutive_blocks(order: Sequence[str], wanted: Iterable[str]) -> list[list[str]]:
+    """`wanted` keys (those present in `order`) as maximal runs of neighbours in `order`."""
+    position = {key: i for i, key in enumerate(order)}
+    indexes = sorted({position[k] for k in wanted if k in position})
+    blocks: list[list[str]] = []
+    for i in indexes:
+        if blocks and position[blocks[-1][-1]] == i - 1:
+            blocks[-1].append(order[i])
+        else:
+            blocks.append([order[i]])
+    return blocks
+
+
+def chunk_keys(
+    order: Sequence[str], wanted: Iterable[str], size: int = MAX_GROUPS_PER_RUN
+) -> list[list[str]]:
+    """Consecutive blocks cut into near-equal chunks of at most `size` keys."""
+    chunks: list[list[str]] = []
+    for block in consecutive_blocks(order, wanted):
+        pieces = math.ceil(len(block) / size)
+        base, extra = divmod(len(block), pieces)
+        start = 0
+        for p in range(pieces):
+            end = start + base + (1 if p < extra else 0)
+            chunks.append(block[start:end])
+            start = end
+    return chunks
+
+
+def ranged_run_requests(
+    order: Sequence[str],
+    wanted: Iterable[str],
+    *,
+    run_key_prefix: str,
+    tags: Mapping[str, str] | None = None,
+    size: int = MAX_GROUPS_PER_RUN,
+) -> list[dg.RunRequest]:
+    """One run request per chunk; run keys `<prefix>-<n>` so a repeated request launches once."""
+    chunks = chunk_keys(order, wanted, size)
+    return [
+        dg.RunRequest(
+            run_key=f"{run_key_prefix}-{n:03d}",
+            tags={
+                **(tags or {}),
+                RANGE_START_TAG: chunk[0],
+                RANGE_END_TAG: chunk[-1],
+                CHUNK_TAG: f"{n}/{len(chunks)}",
+                GROUPS_TAG: str(len(chunk)),
+            },
+        )
+        for n, chunk in enumerate(chunks, start=1)
+    ]
