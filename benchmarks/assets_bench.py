@@ -18,10 +18,10 @@ import warnings
 import dagster as dg
 import psycopg
 from psycopg import sql
-from truth import comment_pages, lower_bound_calls, requests_for
 
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
+from vk_pipeline.emulator.truth import comment_pages, lower_bound_calls, requests_for
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 from vk_pipeline.storage import (
     PostgresIOManager,

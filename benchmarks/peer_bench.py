@@ -40,12 +40,12 @@ import psycopg
 import requests
 import vk_api
 from psycopg import sql
-from truth import lower_bound_calls, requests_for
 from vk_api.requests_pool import VkRequestsPool
 from vk_api.tools import VkTools
 
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.emulator import EmulatorServer, World, WorldSpec
+from vk_pipeline.emulator.truth import lower_bound_calls, requests_for
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 from vk_pipeline.storage import (
     PostgresIOManager,

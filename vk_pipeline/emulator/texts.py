@@ -93,6 +93,20 @@ LONG_TAILS: tuple[str, ...] = (
     "там всё расписали по пунктам с примерами и ссылками на источники.",
 )
 
+# Texts that break careless pipelines: SQL and HTML that must stay text, right-to-left scripts
+# with direction marks, ZWJ sequences, a text far longer than any page, and a NUL byte (which
+# PostgreSQL text cannot hold: the one character a store may drop).
+HOSTILE: tuple[str, ...] = (
+    "'); DROP TABLE vk.comments; -- и ещё ' OR '1'='1",
+    "SELECT * FROM \"users\" WHERE name = E'\\x00' ; COPY x FROM PROGRAM 'rm -rf /';",
+    "<script>alert('xss')</script><img src=x onerror=alert(1)> &amp; &lt;b&gt;",
+    "\u202eRTL override\u202c: שלום עולם, مرحبا بالعالم \u200fمع علامة\u200f",
+    "👩🏽‍💻👨‍👩‍👧‍👦🏳️‍🌈🧑🏿‍🤝‍🧑🏻 ZWJ и 𝕬𝖑𝖕𝖍𝖆 𓀀 ꙮ",
+    '\\N \\. \t\r\n COPY-escapes \\\\ and a CSV "quote",;',
+    "До NUL\x00после NUL",
+    "Очень длинный текст. " * 2000,
+)
+
 FIRST_NAMES: tuple[str, ...] = (
     "Александр",
     "Мария",

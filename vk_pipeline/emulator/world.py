@@ -61,6 +61,9 @@ class WorldSpec:
     special_groups: bool = True
     now: int = DEFAULT_NOW
     history_days: int = 730
+    # Put texts.HOSTILE into a few posts and comments (drawn from an RNG of their own, so the
+    # rest of the world is the same with or without them).
+    hostile_texts: bool = False
 
 
 class _Comment:
@@ -334,8 +337,20 @@ class World:
             self._pin(g, rng)
 
         self._add_reposts(open_groups, rng)
+        if spec.hostile_texts:
+            self._plant_hostile_texts(open_groups)
         for g in self._groups.values():
             g.wall_order = None
+
+    def _plant_hostile_texts(self, groups: list[_Group]) -> None:
+        rng = random.Random(f"{self.spec.seed}:hostile")
+        posts = [p for g in groups for p in g.posts]
+        comments = [c for p in posts for c in p.by_id.values()]
+        for text in texts.HOSTILE:
+            if posts:
+                rng.choice(posts).text = text
+            if comments:
+                rng.choice(comments).text = text
 
     def _fill_group_meta(self, g: _Group, rng: random.Random, used: set[str]) -> None:
         title, slug, activity = rng.choice(texts.GROUP_TOPICS)
@@ -678,8 +693,12 @@ class World:
         return g.wall_order
 
     def live_count(self, p: _Post) -> int:
+        """What VK's `comments.count` shows: every visible comment and reply, including the stub
+        a deleted comment leaves while it still has live replies. So deleting such a comment, or
+        editing any, leaves the count as it was (the silent changes a crawler must re-verify)."""
         if p.live_count is None:
-            p.live_count = sum(1 for c in p.by_id.values() if not c.deleted)
+            live = sum(1 for c in p.by_id.values() if not c.deleted)
+            p.live_count = live + sum(1 for c in self.visible_top(p) if c.deleted)
         return p.live_count
 
     def visible_top(self, p: _Post) -> list[_Comment]:
@@ -854,8 +873,7 @@ class World:
             d["reply_to_comment"] = target.id
         if c.attachments:
             d["attachments"] = c.attachments
-        if c.edited:
-            d["edited"] = c.edited
+        # No `edited` field: VK's comment object has none, an edit changes only the text.
         if need_likes:
             d["likes"] = {"can_like": 1, "count": c.likes, "user_likes": 0, "can_publish": 1}
         return d
@@ -954,8 +972,9 @@ class World:
                     posts += 1
                     if p.comments_closed:
                         continue
-                    comments += self.live_count(p)
-                    stubs += sum(1 for c in self.visible_top(p) if c.deleted)
+                    n_stubs = sum(1 for c in self.visible_top(p) if c.deleted)
+                    comments += self.live_count(p) - n_stubs
+                    stubs += n_stubs
             return {
                 "groups": len(self._groups),
                 "posts": posts,
@@ -972,17 +991,27 @@ class World:
         commented_posts: float = 0.01,
         edits: float = 0.005,
         deletions: float = 0.005,
+        silent: bool = False,
     ) -> dict[str, Any]:
         """Move the clock forward and mutate the world deterministically.
 
         Fractions are relative to the current number of live posts (posts, comment targets,
         post edits and post deletions) or live comments (comment edits and deletions).
+        `silent` keeps to the changes VK's `comments.count` does not show: comment edits and
+        deletions of comments with live replies (they stay as stubs); no post is edited or
+        deleted and no comment vanishes.
         """
         with self.lock:
-            return self._advance(days, new_posts, commented_posts, edits, deletions)
+            return self._advance(days, new_posts, commented_posts, edits, deletions, silent)
 
     def _advance(
-        self, days: float, new_posts: float, commented: float, edits: float, deletions: float
+        self,
+        days: float,
+        new_posts: float,
+        commented: float,
+        edits: float,
+        deletions: float,
+        silent: bool = False,
     ) -> dict[str, Any]:
         self._advance_count += 1
         rng = random.Random(f"{self.spec.seed}:advance:{self._advance_count}")
@@ -1007,7 +1036,7 @@ class World:
         deleted_keys: list[tuple[int, int]] = []
 
         # 1. Deletions of a few recent posts (never the pinned one).
-        n_del_posts = _stochastic_round(len(live_posts) * deletions * 0.2, rng)
+        n_del_posts = 0 if silent else _stochastic_round(len(live_posts) * deletions * 0.2, rng)
         recent = sorted(live_posts, key=lambda p: p.date)[-max(1, len(live_posts) // 10) :]
         recent = [p for p in recent if p.id != self._groups[p.gid].pinned]
         for p in rng.sample(recent, min(n_del_posts, len(recent))):
@@ -1089,9 +1118,8 @@ class World:
         live_posts = [p for g in groups for p in g.posts if not p.deleted]
 
         # 4. Edits of posts and comments.
-        for p in rng.sample(
-            live_posts, min(len(live_posts), _stochastic_round(len(live_posts) * edits, rng))
-        ):
+        n_post_edits = 0 if silent else _stochastic_round(len(live_posts) * edits, rng)
+        for p in rng.sample(live_posts, min(len(live_posts), n_post_edits)):
             p.edited = rng.randint(max(start, p.date) + 1, end) if end > max(start, p.date) else end
             p.text = (p.text + " UPD: " + rng.choice(texts.SENTENCES)).strip()
             affected.add((p.gid, p.id))
@@ -1116,8 +1144,10 @@ class World:
         roots_with_replies = [
             (p, c) for p, c in live_comments if c.root is None and self.visible_replies(p, c)
         ]
-        chosen = rng.sample(roots_with_replies, min(len(roots_with_replies), n_del // 2))
-        chosen += rng.sample(live_comments, min(len(live_comments), n_del - len(chosen)))
+        stubs = n_del if silent else n_del // 2
+        chosen = rng.sample(roots_with_replies, min(len(roots_with_replies), stubs))
+        if not silent:
+            chosen += rng.sample(live_comments, min(len(live_comments), n_del - len(chosen)))
         for p, c in chosen:
             if c.deleted:
                 continue

@@ -1,4 +1,8 @@
-"""What any client must ask VK for a world, computed from the emulator's ground truth."""
+"""What any client must ask VK for a world, computed from the emulator's ground truth.
+
+Lower bounds for benchmarks and tests: pages of 100 (VK's maximum), the first 10 replies of a
+thread carried inline, 25 calls per `execute`. They know VK's limits, not any client's code.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
-from vk_pipeline.emulator import World
+from vk_pipeline.emulator.world import World
 
 PAGE = 100
 INLINE_REPLIES = 10
