@@ -6,67 +6,14 @@ import dagster as dg
 import pytest
 
 from vk_pipeline.emulator import World
-from vk_pipeline_tests.assets.conftest import Pipeline, make_pipeline
+from vk_pipeline_tests.assets.conftest import (
+    EVERYTHING,
+    Pipeline,
+    assert_database_equals_truth,
+    make_pipeline,
+    materialization,
+)
 from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
-
-STATUS_OF_KIND = {
-    "open": "open",
-    "closed": "closed",
-    "private": "private",
-    "banned": "banned",
-    "deleted": "deleted",
-    "wall_off": "wall_disabled",
-}
-EVERYTHING = {"lookback_days": 100_000}  # re-read every post and every comment
-
-
-def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    """The metadata of an asset's materialization; a range run records one per partition, alike."""
-    events = [
-        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
-    ]
-    assert events
-    return {k: v.value for k, v in events[0].materialization.metadata.items()}
-
-
-def assert_database_equals_truth(p: Pipeline) -> None:
-    world = p.world
-    statuses = dict(p.query("SELECT id, status FROM vk.groups"))
-    assert statuses == {g: STATUS_OF_KIND[world.group_kind(g)] for g in world.group_ids()}
-    posts = {
-        (gid, pid): (text, count)
-        for gid, pid, text, count in p.query(
-            "SELECT group_id, id, text, comments_count FROM vk.posts WHERE NOT is_deleted"
-        )
-    }
-    truth_posts = {
-        (g, post["id"]): (post["text"], post["comments"]["count"])
-        for g in world.group_ids()
-        for post in world.posts(g)
-    }
-    assert posts == truth_posts
-    stored = {
-        (owner, cid): (pid, text, deleted)
-        for owner, cid, pid, text, deleted in p.query(
-            "SELECT owner_id, id, post_id, text, is_deleted FROM vk.comments"
-        )
-    }
-    live_truth = {}
-    stubs = set()
-    for g in world.group_ids():
-        for post in world.posts(g):
-            for c in world.comments(g, post["id"]):
-                if c.get("deleted"):
-                    stubs.add((-g, c["id"]))
-                else:
-                    live_truth[(-g, c["id"])] = (post["id"], c["text"])
-    live = {k: (pid, text) for k, (pid, text, deleted) in stored.items() if not deleted}
-    assert live == live_truth
-    assert stubs <= {k for k, (_, _, deleted) in stored.items() if deleted}
-    # every comment counted once: no duplicates possible with the primary key, and replies are in
-    assert any(True for (_, _), _v in live.items())
-    [(replies,)] = p.query("SELECT count(*) FROM vk.comments WHERE thread_root_id IS NOT NULL")
-    assert replies > 0
 
 
 def test_first_load_equals_truth_for_groups_of_every_kind(pipeline: Pipeline):
