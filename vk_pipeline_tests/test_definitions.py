@@ -10,20 +10,43 @@ def test_definitions_validate():
     dg.Definitions.validate_loadable(defs)
 
 
+VK_ASSETS = {"groups", "posts", "comments"}
+ANALYSIS_ASSETS = {
+    "post_stats",
+    "group_activity_daily",
+    "top_commenters",
+    "hashtags_mentions_links",
+}
+
+
 def test_assets_are_partitioned_by_group_and_described():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"groups", "posts", "comments"}
+    assert keys >= VK_ASSETS | ANALYSIS_ASSETS
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.partitions_def == group_partitions
+        assert node.description and "\n" not in node.description.strip(), key
+    for name in VK_ASSETS | ANALYSIS_ASSETS:
+        assert graph.get(dg.AssetKey(name)).partitions_def == group_partitions, name
+    for name in VK_ASSETS:
+        node = graph.get(dg.AssetKey(name))
         assert node.group_name == "vk"
-        assert node.description and "\n" not in node.description.strip()
         assert node.pools == {"vk_api"}
+    for name in ANALYSIS_ASSETS:
+        # Computed in Postgres: no VK calls, so no place in the VK pool.
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == "analysis"
+        assert node.pools == set()
+        assert node.kinds == {"postgres", "sql"}
+        assert dg.AssetKey("comments") in node.parent_keys
     assert graph.get(dg.AssetKey("comments")).parent_keys == {dg.AssetKey("posts")}
     assert graph.get(dg.AssetKey("posts")).parent_keys == {dg.AssetKey("groups")}
 
 
-def test_crawl_job_covers_the_three_assets():
+def test_crawl_job_covers_the_assets_their_checks_and_the_analysis():
     job = defs.resolve_job_def("crawl_groups")
     assert job.partitions_def == group_partitions
+    selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert selected == VK_ASSETS | ANALYSIS_ASSETS
+    checked = {k.asset_key.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
+    assert checked == VK_ASSETS

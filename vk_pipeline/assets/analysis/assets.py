@@ -1,0 +1,177 @@
+"""The analysis assets: one multi-asset step computing four tables in Postgres per group."""
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from psycopg import sql
+from pydantic import Field
+
+from vk_pipeline.assets.analysis.build import (
+    ANALYSIS_TABLES,
+    GROUP_ACTIVITY_DAILY,
+    HASHTAGS_MENTIONS_LINKS,
+    POST_STATS,
+    TOP_COMMENTERS,
+    Builder,
+    BuildOptions,
+    GroupBuild,
+)
+from vk_pipeline.assets.common import BACKFILL_POLICY, Progress, group_ids
+from vk_pipeline.partitions import group_partitions
+from vk_pipeline.storage import PostgresResource
+
+ANALYSIS_GROUP = "analysis"
+KINDS = {"postgres", "sql"}
+
+DESCRIPTIONS = {
+    POST_STATS: "Per post: likes, reposts, views, comments (top level, replies, deleted), "
+    "engagement rate against the group's members, reply depth, community share, time to first "
+    "comment.",
+    GROUP_ACTIVITY_DAILY: "Per group and UTC day: posts, comments, replies, unique and new "
+    "commenters, median comments per post.",
+    TOP_COMMENTERS: "Per group: the most active commenters, all time and over the 30 days up to "
+    "the newest comment, with first and last seen.",
+    HASHTAGS_MENTIONS_LINKS: "Per group, UTC day and source (post or comment): hashtags, "
+    "mentions and links with occurrences and the number of posts or comments holding them.",
+}
+DEPS = {
+    POST_STATS: ["groups", "posts", "comments"],
+    GROUP_ACTIVITY_DAILY: ["posts", "comments"],
+    TOP_COMMENTERS: ["comments"],
+    HASHTAGS_MENTIONS_LINKS: ["posts", "comments"],
+}
+# What the preview of each table shows first, and its columns.
+PREVIEWS = {
+    POST_STATS: (
+        "ORDER BY engagement DESC NULLS LAST, post_id DESC",
+        "group_id, post_id, date, likes, comments, replies, reply_depth, engagement_rate, "
+        "minutes_to_first_comment",
+    ),
+    GROUP_ACTIVITY_DAILY: (
+        "ORDER BY day DESC, group_id",
+        "group_id, day, posts, comments, unique_commenters, new_commenters, "
+        "median_comments_per_post",
+    ),
+    TOP_COMMENTERS: (
+        "ORDER BY rank_all_time, group_id",
+        "group_id, from_id, comments_all_time, comments_30d, rank_all_time, rank_30d, last_seen",
+    ),
+    HASHTAGS_MENTIONS_LINKS: (
+        "ORDER BY occurrences DESC, day DESC, value",
+        "group_id, day, source, kind, value, occurrences, items",
+    ),
+}
+
+
+class AnalysisConfig(dg.Config):
+    """How the analysis tables are brought up to date."""
+
+    full_rebuild: bool = Field(
+        default=False,
+        description="Recompute every selected group from all its rows instead of only what "
+        "changed since the last build.",
+    )
+    top_n: int = Field(
+        default=100, ge=1, le=100_000, description="Commenters kept per group and measure."
+    )
+    rebuild_after_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="An incremental build becomes a full rebuild when the last full one is "
+        "older: a safety net for rows changed outside the crawl.",
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            name,
+            description=DESCRIPTIONS[name],
+            deps=DEPS[name],
+            kinds=KINDS,
+            group_name=ANALYSIS_GROUP,
+            partitions_def=group_partitions,
+            metadata={"table": name},
+        )
+        for name in ANALYSIS_TABLES
+    ],
+    name="analysis",
+    partitions_def=group_partitions,
+    backfill_policy=BACKFILL_POLICY,
+    can_subset=True,
+)
+def analysis(
+    context: dg.AssetExecutionContext, config: AnalysisConfig, postgres: PostgresResource
+) -> Iterator[dg.MaterializeResult]:
+    """Computes the selected analysis tables in Postgres for each group of the run."""
+    selected = {k.to_user_string() for k in context.selected_asset_keys}
+    options = BuildOptions(
+        full_rebuild=config.full_rebuild,
+        top_n=config.top_n,
+        rebuild_after=timedelta(days=config.rebuild_after_days),
+    )
+    gids = group_ids(context)
+    progress = Progress(context.log)
+    started = time.monotonic()
+    builds: list[GroupBuild] = []
+    with postgres.connection() as conn:
+        builder = Builder(conn, postgres.schema_name, options)
+        for n, gid in enumerate(gids, 1):
+            # One transaction per group: a failure later in the run keeps earlier groups built.
+            builds.append(builder.build_group(gid, selected))
+            conn.commit()
+            progress.update(f"analysis: {n:,} / {len(gids):,} groups built")
+    elapsed = time.monotonic() - started
+    for name in ANALYSIS_TABLES:
+        if name in selected:
+            yield dg.MaterializeResult(
+                asset_key=name,
+                metadata=_metadata(postgres, name, gids, builds, elapsed),
+            )
+
+
+def _metadata(
+    postgres: PostgresResource,
+    table: str,
+    gids: list[int],
+    builds: list[GroupBuild],
+    elapsed: float,
+) -> dict[str, Any]:
+    order, columns = PREVIEWS[table]
+    ident = sql.Identifier(postgres.schema_name, table)
+    total = postgres.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE group_id = ANY(%s)").format(ident), (gids,)
+    )[0][0]
+    rows = postgres.execute(
+        sql.SQL("SELECT {} FROM {} WHERE group_id = ANY(%s) {} LIMIT 5").format(
+            sql.SQL(columns), ident, sql.SQL(order)
+        ),
+        (gids,),
+    )
+    preview = pd.DataFrame(rows, columns=[c.strip() for c in columns.split(",")])
+    modes = Counter(b.modes[table] for b in builds)
+    return {
+        "dagster/row_count": int(total),
+        "rows_written": sum(b.rows_written[table] for b in builds),
+        "modes": dg.MetadataValue.json(dict(modes)),
+        "table_seconds": round(sum(b.seconds[table] for b in builds), 3),
+        "run_seconds": round(elapsed, 2),
+        "per_group": dg.MetadataValue.json(
+            {
+                str(b.group_id): {
+                    "mode": b.modes[table],
+                    "rows_written": b.rows_written[table],
+                    "seconds": b.seconds[table],
+                }
+                for b in builds[:50]
+            }
+        ),
+        "preview": dg.MetadataValue.md(
+            preview.to_markdown(index=False) if len(preview) else "_empty_"
+        ),
+    }
