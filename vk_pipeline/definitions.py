@@ -8,20 +8,33 @@ too, shared by every run and process.
 """
 
 import os
+import warnings
 
 import dagster as dg
 
+# `backfill_policy` (ranged backfills of 50 groups a run) is a beta parameter, and Dagster warns once
+# per asset in every process that loads the assets (code server, each run worker and step). Filtered
+# here, where the code location is defined, before the assets are imported, so logs stay readable.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
 from vk_pipeline.assets import vk_assets
+from vk_pipeline.assets.analysis import analysis_assets
+from vk_pipeline.assets.checks import vk_checks
+from vk_pipeline.automation import daily_refresh, group_file_sensor, group_lists
 from vk_pipeline.budget import PostgresRateBudget
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresIOManager, PostgresResource
 from vk_pipeline.vk import VK_API_URL, VKResource
 
+# The analysis assets ride along, so every crawl (sensor, daily refresh) leaves them current;
+# selecting assets also selects their checks, so the checks run in the same run.
 crawl_job = dg.define_asset_job(
     "crawl_groups",
-    selection=dg.AssetSelection.assets(*vk_assets),
+    selection=dg.AssetSelection.assets(*vk_assets, *analysis_assets),
     partitions_def=group_partitions,
-    description="Groups, posts and comments for the selected group partitions.",
+    description="Groups, posts and comments for the selected group partitions, their checks "
+    "and the analysis tables.",
 )
 
 # No URL in config: the resource reads DATABASE_URL when it connects, so a password never lands in
@@ -29,8 +42,11 @@ crawl_job = dg.define_asset_job(
 postgres = PostgresResource()
 
 defs = dg.Definitions(
-    assets=vk_assets,
+    assets=[*vk_assets, group_lists, *analysis_assets],
+    asset_checks=vk_checks,
     jobs=[crawl_job],
+    sensors=[group_file_sensor],
+    schedules=[daily_refresh],
     resources={
         "vk": VKResource(
             # Secrets stay in the environment: resolved at launch, never shown in the UI.
