@@ -1,0 +1,48 @@
+"""The local setup's pure parts: the demo world dated today, Dagster's storage URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from vk_pipeline.emulator import World
+from vk_pipeline.local import DEMO_WORLD, demo_world, sqlalchemy_postgres_url
+
+
+def test_the_demo_world_is_dated_today_with_the_same_content():
+    day = date(2026, 3, 14)
+    spec = demo_world(day)
+    assert spec.now == int(datetime(2026, 3, 14, tzinfo=UTC).timestamp())
+    dated, undated = World(spec), World(DEMO_WORLD)
+    assert dated.group_ids() == undated.group_ids()
+    shift = spec.now - DEMO_WORLD.now
+    gid = next(g for g in dated.group_ids() if dated.posts(g))
+    a, b = dated.posts(gid), undated.posts(gid)
+    assert [p["text"] for p in a] == [p["text"] for p in b]
+    assert [p["date"] - q["date"] for p, q in zip(a, b, strict=True)] == [shift] * len(a)
+    # Every post lies before the dated "now", as a crawl today would find them.
+    assert max(p["date"] for p in a) < spec.now
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p@db:5432/dagster", "postgresql+psycopg2://u:p@db:5432/dagster"),
+        ("postgres://u@db/dagster", "postgresql+psycopg2://u@db/dagster"),
+        ("postgresql+psycopg://u@db/dagster", "postgresql+psycopg2://u@db/dagster"),
+        (
+            "postgresql://postgres:@/dagster?host=/tmp/pg",
+            "postgresql+psycopg2://postgres:@/dagster?host=/tmp/pg",
+        ),
+    ],
+)
+def test_dagster_storage_urls_use_psycopg2(url: str, expected: str):
+    assert sqlalchemy_postgres_url(url) == expected
+
+
+@pytest.mark.parametrize("bad", ["mysql://u:hunter2@db/x", "host=db password=hunter2 dbname=x"])
+def test_a_non_postgres_url_is_refused_without_showing_its_password(bad: str):
+    with pytest.raises(ValueError, match="DAGSTER_POSTGRES_URL") as err:
+        sqlalchemy_postgres_url(bad)
+    assert "hunter2" not in str(err.value)
