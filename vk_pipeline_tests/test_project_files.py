@@ -1,20 +1,14 @@
 """The deployment files, checked without a Docker engine: docker-compose.yml against the Compose
-Specification and against what the code reads, the Dockerfile's build run in a plain venv, the
-instance config Dagster loads, and the vendored data the tests carry."""
+Specification and against what the code reads, the instance config Dagster loads, and the vendored
+data the tests carry (the Dockerfile: test_dockerfile.py)."""
 
 from __future__ import annotations
 
 import ast
 import json
-import os
 import re
-import shlex
-import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +18,7 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 
 from vk_pipeline import dev, local
+from vk_pipeline_tests.deployfiles import dockerfile_env, dockerfile_instruction
 from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,245 +287,6 @@ def test_loading_the_code_location_prints_no_beta_warnings():
         check=True,
     )
     assert "BetaWarning" not in out.stderr and "PreviewWarning" not in out.stderr, out.stderr
-
-
-# --------------------------------------------------------------------------------------------
-# Dockerfile and .dockerignore
-
-
-@dataclass
-class Stage:
-    name: str
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-
-def dockerfile() -> tuple[dict[str, str], list[Stage]]:
-    """Global ARGs and the stages, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        op, _, rest = line.partition(" ")
-        op = op.upper()
-        if op == "FROM":
-            stages.append(Stage(rest.split(" AS ")[-1].strip() if " AS " in rest else "final"))
-        elif not stages:
-            assert op == "ARG", line
-            k, _, v = rest.partition("=")
-            global_args[k] = v
-        else:
-            stages[-1].instructions.append((op, rest.strip()))
-    return global_args, stages
-
-
-def stage(name: str) -> Stage:
-    return next(s for s in dockerfile()[1] if s.name == name)
-
-
-def dockerfile_instruction(stage_name: str, op: str) -> list[str]:
-    return [rest for o, rest in stage(stage_name).instructions if o == op]
-
-
-def parse_env(rest: str) -> dict[str, str]:
-    return dict(tok.split("=", 1) for tok in shlex.split(rest))
-
-
-def dockerfile_env(stage_name: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for rest in dockerfile_instruction(stage_name, "ENV"):
-        env.update(parse_env(rest))
-    return env
-
-
-def dockerignore_excludes(path: str) -> bool:
-    """Docker's rules: patterns in order, the last match wins, `!` re-includes; a pattern
-    matching a folder matches what is inside it."""
-    excluded = False
-    for raw in (ROOT / ".dockerignore").read_text().splitlines():
-        pattern = raw.strip()
-        if not pattern or pattern.startswith("#"):
-            continue
-        negate = pattern.startswith("!")
-        pattern = pattern.lstrip("!").rstrip("/")
-        rx = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*")
-        rx = rx.replace(r"\?", "[^/]")
-        parts = path.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        if any(re.fullmatch(rx, p) for p in prefixes):
-            excluded = not negate
-    return excluded
-
-
-def test_uv_is_pinned_to_the_makefiles_version():
-    makefile = (ROOT / "Makefile").read_text()
-    [pin] = re.findall(r"^UV_VERSION := (\S+)$", makefile, re.M)
-    assert dockerfile_instruction("build", "ARG") == [f"UV_VERSION={pin}"]
-    assert "uv==$(UV_VERSION)" in makefile
-
-
-def test_the_image_runs_as_a_non_root_user():
-    [user] = dockerfile_instruction("final", "USER")
-    assert user not in ("root", "0")
-    runs = dockerfile_instruction("final", "RUN")
-    assert any(re.search(rf"useradd\b[^&]*\b{user}\b", r) for r in runs), runs
-
-
-def test_dockerignore_keeps_secrets_and_local_state_out_and_the_sources_in():
-    for path in (
-        ".env",
-        ".venv/bin/python",
-        ".local/pgdata/PG_VERSION",
-        ".git/HEAD",
-        "drops/a.txt",
-    ):
-        assert dockerignore_excludes(path), path
-    for path in ("vk_pipeline/__pycache__/x.pyc", "vk_pipeline_tests/test_dev.py"):
-        assert dockerignore_excludes(path), path
-    for rest in dockerfile_instruction("build", "COPY"):
-        for src in shlex.split(rest)[:-1]:
-            files = (
-                [src]
-                if (ROOT / src).is_file()
-                else [str(p.relative_to(ROOT)) for p in (ROOT / src).rglob("*") if p.is_file()]
-            )
-            assert files and not any(
-                dockerignore_excludes(f) for f in files if "__pycache__" not in f
-            ), src
-
-
-def _run_logged(cmd: str, cwd: Path, env: dict[str, str], log: list[str]) -> None:
-    log.append(f"$ {cmd}")
-    out = subprocess.run(
-        ["sh", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
-    log.append(out.stdout[-2000:] + out.stderr[-2000:])
-    assert out.returncode == 0, "\n".join(log)
-
-
-@pytest.fixture(scope="module")
-def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    """The build stage executed on this machine: a plain venv stands in for the base image's
-    Python, absolute paths land under a temporary root, COPY copies what .dockerignore lets
-    through, and every RUN runs as written (BuildKit's --mount flags dropped)."""
-    root = tmp_path_factory.mktemp("image")
-    base = root / "base-python"
-    subprocess.run([sys.executable, "-m", "venv", str(base)], check=True)
-    global_args, _ = dockerfile()
-    env = {
-        "PATH": f"{base}/bin:/usr/local/bin:/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", "/root"),
-        **{k: v for k, v in global_args.items()},
-    }
-    for key in ("SSL_CERT_FILE", "PIP_INDEX_URL", "UV_INDEX_URL", "PIP_CERT"):
-        if key in os.environ:
-            env[key] = os.environ[key]
-    workdir = root
-    log: list[str] = []
-
-    def rooted(p: str) -> Path:
-        return root / p.lstrip("/") if p.startswith("/") else workdir / p
-
-    for op, rest in stage("build").instructions:
-        if op == "ARG":
-            k, _, v = rest.partition("=")
-            env[k] = v
-        elif op == "ENV":
-            for k, v in parse_env(rest).items():
-                env[k] = str(rooted(v)) if v.startswith("/") else v
-        elif op == "WORKDIR":
-            workdir = rooted(rest)
-            workdir.mkdir(parents=True, exist_ok=True)
-        elif op == "COPY":
-            *srcs, dest = shlex.split(rest)
-            target = rooted(dest)
-            for src in srcs:
-                if (ROOT / src).is_file():
-                    target.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(
-                        ROOT / src, target / Path(src).name if dest.endswith("/") else target
-                    )
-                else:
-                    for p in (ROOT / src).rglob("*"):
-                        rel = p.relative_to(ROOT)
-                        if p.is_file() and not dockerignore_excludes(str(rel)):
-                            out = target / p.relative_to(ROOT / src)
-                            out.parent.mkdir(parents=True, exist_ok=True)
-                            shutil.copy2(p, out)
-        elif op == "RUN":
-            cmd = re.sub(r"^(--\S+\s+)+", "", rest)
-            _run_logged(cmd, workdir, env, log)
-        else:
-            raise AssertionError(f"the test does not know how to run {op}")
-    final = dockerfile_env("final")
-    runtime = {
-        **env,
-        **{k: str(rooted(v)) if v.startswith("/") else v for k, v in final.items() if k != "PATH"},
-    }
-    runtime["PATH"] = f"{runtime['VIRTUAL_ENV']}/bin:/usr/bin:/bin"
-    yield root, runtime
-
-
-def test_the_dockerfile_build_installs_a_venv_that_serves_the_code_location(built_image):
-    root, env = built_image
-    venv = Path(env["VIRTUAL_ENV"])
-    # Installed from the wheel, without the dev extra, with the Docker run launcher.
-    check = (
-        "import importlib.util as u, vk_pipeline;"
-        "print(vk_pipeline.__file__, bool(u.find_spec('dagster_docker')), bool(u.find_spec('pytest')))"
-    )
-    out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", check],
-        cwd=root,  # not the checkout: the import must come from the venv
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert out[0].startswith(str(venv)) and out[1:] == ["True", "False"], out
-    # The instance the image carries: dagster.yaml with the Docker run launcher appended.
-    home = Path(env["DAGSTER_HOME"])
-    config, _ = dagster_instance_config(str(home))
-    assert config["run_launcher"]["class"] == "DockerRunLauncher"
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
-    assert (home / "workspace.yaml").read_text() == (ROOT / "deploy" / "workspace.yaml").read_text()
-
-    # CMD: the code server, from the venv's PATH; it answers a gRPC health check.
-    port = dev.free_port()
-    cmd_env = {
-        **env,
-        "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
-        "DAGSTER_CODE_SERVER_PORT": str(port),
-    }
-    [cmd] = dockerfile_instruction("final", "CMD")
-    workdir = root / dockerfile_instruction("final", "WORKDIR")[0].lstrip("/")
-    server = subprocess.Popen(
-        json.loads(cmd),
-        cwd=workdir,
-        env=cmd_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        status = None
-        while time.monotonic() < deadline and server.poll() is None:
-            status = subprocess.run(
-                ["dagster", "api", "grpc-health-check", "-p", str(port)],
-                env=cmd_env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if status.returncode == 0:
-                break
-            time.sleep(2)
-        assert status is not None and status.returncode == 0, (server.poll(), status)
-    finally:
-        dev.stop_process_group(server, timeout=60)
 
 
 # --------------------------------------------------------------------------------------------
