@@ -21,6 +21,9 @@ from vk_pipeline.assets.rows import POST_COLUMNS, TOMBSTONE_COLUMNS, frame, post
 from vk_pipeline.storage import COMMIT, FrameStream, PostgresResource
 from vk_pipeline.vk import VKClient, VKResource, WallRequest, WallResult, fetch_walls
 
+# Posts held in memory at once per wall before they are written and committed.
+CHUNK_POSTS = 2_000
+
 
 @dg.asset(
     **VK_ASSET,
@@ -95,32 +98,35 @@ class _Listing:
 
         def on_page(partial: WallResult) -> None:
             self.progress.update(
-                f"group {-partial.owner_id}: {len(partial.posts):,} / {partial.total or 0:,} posts"
+                f"group {-partial.owner_id}: {partial.read:,} / {partial.total or 0:,} posts"
             )
 
         try:
             with failing_fast(), self.client:
-                for result in fetch_walls(self.client, requests, on_page=on_page):
+                walls = fetch_walls(self.client, requests, on_page=on_page, chunk_posts=CHUNK_POSTS)
+                for result in walls:
                     gid = -result.owner_id
-                    if result.error is not None:
-                        unreadable[str(gid)] = result.error.reason
                     df = frame((post_row(p, gid) for p in result.posts), POST_COLUMNS)
-                    tombs = self._tombstones(result, since_by_owner[result.owner_id], self.now)
                     totals["posts_read"] += len(df)
-                    totals["tombstoned"] += len(tombs)
-                    per_group[str(gid)] = {
-                        "posts": len(result.posts),
-                        "calls": result.cost.calls,
-                        "requests": round(result.cost.requests, 2),
-                        **({"unreadable": result.error.reason} if result.error else {}),
-                    }
                     self.metadata.setdefault(
                         "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
                     )
-                    self.progress.update(f"group {gid}: {len(df):,} posts read", force=True)
                     yield df
-                    yield frame(tombs, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
-                    # A wall read in full is committed at once: a later failure keeps it.
+                    if result.final:
+                        if result.error is not None:
+                            unreadable[str(gid)] = result.error.reason
+                        tombs = self._tombstones(result, since_by_owner[result.owner_id], self.now)
+                        totals["tombstoned"] += len(tombs)
+                        per_group[str(gid)] = {
+                            "posts": result.read,
+                            "calls": result.cost.calls,
+                            "requests": round(result.cost.requests, 2),
+                            **({"unreadable": result.error.reason} if result.error else {}),
+                        }
+                        self.progress.update(f"group {gid}: {result.read:,} posts read", force=True)
+                        yield frame(tombs, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
+                    # Posts are committed as they are read (a wall's tombstones once it is read
+                    # in full): a later failure keeps them.
                     yield COMMIT
         finally:
             self.metadata.update(
@@ -144,7 +150,8 @@ class _Listing:
         if result.error is not None or mine.empty:
             return []
         scope = mine if since is None else mine[mine["date"] >= since]
-        fetched = {p["id"] for p in result.posts}
         return [
-            tombstone((-gid, int(pid)), gid, now) for pid in scope["id"] if int(pid) not in fetched
+            tombstone((-gid, int(pid)), gid, now)
+            for pid in scope["id"]
+            if int(pid) not in result.ids
         ]

@@ -61,6 +61,12 @@ class WallResult:
     error: ObjectError | None = None
     complete: bool = True  # False when a `since` cutoff or an error stopped paging early
     cost: Cost = field(default_factory=Cost)
+    # Streaming (`chunk_posts`): `final` is False on the chunks handed out while the wall is
+    # still being read; the final result holds the posts not handed out yet and, in `ids`,
+    # every post id the wall returned.
+    final: bool = True
+    ids: set[int] = field(default_factory=set)
+    read: int = 0  # posts read so far, handed out or not
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,9 @@ def _drive(
     seeds: Iterable[tuple[K, S, list[_Task[K]]]],
     absorb: Callable[[_Job[K, S], _Task[K], Any], list[_Task[K]]],
     max_in_flight: int,
-) -> Iterator[_Job[K, S]]:
+    *,
+    heartbeat: bool = False,
+) -> Iterator[_Job[K, S] | None]:
     """Runs page tasks through packs; a task's result may spawn follow-ups for the same object.
 
     An object is done (and yielded) when none of its tasks is pending. Follow-ups jump the queue
@@ -149,7 +157,8 @@ def _drive(
     busy); results are absorbed here, in the caller's thread, as they arrive.
 
     On a quota stop the results that did arrive are absorbed first, so every object completed
-    before the stop is still yielded; then the `VKQuotaError` propagates.
+    before the stop is still yielded; then the `VKQuotaError` propagates. With `heartbeat`, a
+    None follows every pack absorbed, so the caller can hand out partial state as it grows.
     """
     source = iter(seeds)
     queue: deque[_Task[K]] = deque()
@@ -209,6 +218,8 @@ def _drive(
                 yield from settle(pack, error.partial or [None] * len(pack))
                 raise
             yield from settle(pack, results)
+            if heartbeat:
+                yield None
 
     in_flight: dict[Future[list[Any]], list[_Task[K]]] = {}
     stop: VKQuotaError | BaseException | None = None
@@ -235,6 +246,8 @@ def _drive(
                         stop = stop or error
                         results = [None] * len(pack)
                     yield from settle(pack, results)
+                    if heartbeat:
+                        yield None
         finally:
             for future in in_flight:
                 future.cancel()
@@ -248,7 +261,8 @@ def _drive(
 @dataclass
 class _Wall:
     request: WallRequest
-    seen: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ids: set[int] = field(default_factory=set)
+    posts: list[dict[str, Any]] = field(default_factory=list)  # not handed out yet
     base_count: int | None = None
     latest_count: int = 0
     # Positions are counted in the wall as it was at the first page ("base"). Everything before
@@ -276,8 +290,12 @@ def fetch_walls(
     *,
     on_page: Callable[[WallResult], None] | None = None,
     max_in_flight: int = 100,
+    chunk_posts: int | None = None,
 ) -> Iterator[WallResult]:
     """Every post (or every post since a date) of many walls, newest first, one result per wall.
+
+    With `chunk_posts`, a wall's posts are handed out as they arrive, `chunk_posts` at a time
+    (results with `final` False), so memory stays bounded by the chunk, not the wall.
 
     Offsets drift while new posts arrive (everything moves down) or old ones go (everything moves
     up): each page's `count` says by how much, later offsets follow it, and posts are deduped by
@@ -291,10 +309,19 @@ def fetch_walls(
         if since is not None and post["date"] < since:
             wall.reached_cutoff = wall.reached_cutoff or not post.get("is_pinned")
             return
-        wall.seen.setdefault(post["id"], post)
+        add(wall, post)
+
+    def add(wall: _Wall, post: dict[str, Any]) -> None:
+        if post["id"] not in wall.ids:
+            wall.ids.add(post["id"])
+            wall.posts.append(post)
+            if chunk_posts and len(wall.posts) >= chunk_posts:
+                outbox.append(_wall_result(wall_jobs[wall.request.owner_id], final=False))
+                wall.posts = []
 
     def absorb(job: _Job[int, _Wall], task: _Task[int], page: Any) -> list[_Task[int]]:
         wall = job.state
+        wall_jobs[job.key] = job
         if isinstance(page, ObjectError):
             # The wall is (or became) unreadable: keep what was read, say why it stopped.
             wall.error = page
@@ -305,7 +332,7 @@ def fetch_walls(
         if task.info == HEAD:
             for post in page["items"]:
                 if not (wall.request.since is not None and post["date"] < wall.request.since):
-                    wall.seen.setdefault(post["id"], post)
+                    add(wall, post)
         else:
             # Posts that arrived since the first page pushed everything down by the count's
             # growth (deleted ones pulled it up): this page holds base positions shifted back.
@@ -355,19 +382,28 @@ def fetch_walls(
             for offset in range(0, grown + 1, PAGE_SIZE)
         ]
 
-    for job in _drive(client, seeds(), absorb, max_in_flight):
-        yield _wall_result(job)
+    outbox: list[WallResult] = []
+    wall_jobs: dict[int, _Job[int, _Wall]] = {}
+    for job in _drive(client, seeds(), absorb, max_in_flight, heartbeat=bool(chunk_posts)):
+        yield from outbox
+        outbox.clear()
+        if job is not None:
+            wall_jobs.pop(job.key, None)
+            yield _wall_result(job)
 
 
-def _wall_result(job: _Job[int, _Wall]) -> WallResult:
+def _wall_result(job: _Job[int, _Wall], *, final: bool = True) -> WallResult:
     wall = job.state
     return WallResult(
         owner_id=job.key,
-        posts=list(wall.seen.values()),
+        posts=list(wall.posts),
         total=wall.latest_count if wall.base_count is not None else None,
         error=wall.error,
         complete=not wall.reached_cutoff and wall.error is None,
         cost=job.cost,
+        final=final,
+        ids=set(wall.ids) if final else set(),
+        read=len(wall.ids),
     )
 
 

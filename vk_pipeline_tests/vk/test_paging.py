@@ -180,3 +180,22 @@ def test_accounting_matches_the_server(emulator_factory, make_client):
         Counter(client.stats.calls_by_method)["wall.getComments"]
         == stats["by_method"]["wall.getComments"]["api_calls"]
     )
+
+
+def test_walls_stream_in_chunks_without_holding_the_wall(emulator_factory, make_client):
+    server = emulator_factory()
+    world = server.world
+    client = make_client(server)
+    gids = readable_groups(world)
+    got: dict[int, list[int]] = {g: [] for g in gids}
+    finals = {}
+    for result in fetch_walls(client, [WallRequest(-g) for g in gids], chunk_posts=40):
+        assert len(result.posts) <= 40
+        got[-result.owner_id].extend(p["id"] for p in result.posts)
+        if result.final:
+            finals[-result.owner_id] = result
+    for g in gids:
+        truth = [p["id"] for p in world.posts(g)]
+        assert got[g] == truth
+        assert finals[g].ids == set(truth) and finals[g].read == len(truth)
+    assert any(len(world.posts(g)) > 40 for g in gids)
