@@ -11,66 +11,19 @@ costs plus ceil(changed comment pages / 25).
 from __future__ import annotations
 
 import argparse
-import time
-import uuid
 import warnings
 
 import dagster as dg
-import psycopg
-from psycopg import sql
+from harness import as_of, crawl, matches_truth, metadata, resources, scratch_database
 
-from vk_pipeline.assets import vk_assets
-from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
+from vk_pipeline.emulator import EmulatorServer, World, WorldSpec
 from vk_pipeline.emulator.truth import comment_pages, lower_bound_calls, requests_for
-from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline.storage import (
-    PostgresIOManager,
-    PostgresResource,
-    close_pools,
-    resolve_database_url,
-    with_dbname,
-)
-from vk_pipeline.vk import VKResource
-
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-def matches_truth(world: World, url: str) -> bool:
-    with psycopg.connect(url) as conn:
-        posts = set(
-            conn.execute("SELECT group_id, id FROM vk.posts WHERE NOT is_deleted").fetchall()
-        )
-        comments = {
-            (owner, cid): text
-            for owner, cid, text in conn.execute(
-                "SELECT owner_id, id, text FROM vk.comments WHERE NOT is_deleted"
-            ).fetchall()
-        }
-    truth_posts = {(g, p["id"]) for g in world.group_ids() for p in world.posts(g)}
-    truth_comments = {
-        (-g, c["id"]): c["text"]
-        for g in world.group_ids()
-        for p in world.posts(g)
-        for c in world.comments(g, p["id"])
-        if not c.get("deleted")
-    }
-    return posts == truth_posts and comments == truth_comments
-
-
-def run(instance: dg.DagsterInstance, resources: dict, keys: list[str]) -> tuple[dict, float]:
-    started = time.monotonic()
-    result = dg.materialize(
-        vk_assets,
-        instance=instance,
-        resources=resources,
-        tags=dict(zip(RANGE, (keys[0], keys[-1]), strict=True)),
-    )
-    elapsed = time.monotonic() - started
-    meta = {
-        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-        for e in result.get_asset_materialization_events()
-    }
-    return meta, elapsed
+def busy_rate(stats: dict) -> float:
+    """Accepted requests per second between the first and the last, by the emulator's clock."""
+    span = stats["last_accepted_at"] - stats["first_accepted_at"]
+    return (stats["accepted"] - 1) / span if span > 0 else float("nan")
 
 
 def main() -> None:
@@ -92,53 +45,37 @@ def main() -> None:
             special_groups=False,
         )
     )
-    admin = resolve_database_url(args.database_url)
-    dbname = f"vk_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    url = with_dbname(admin, dbname)
-    try:
-        with (
-            EmulatorServer(world, rate=int(args.rate)).start() as server,
-            dg.instance_for_test() as instance,
-        ):
-            postgres = PostgresResource(database_url=url)
-            resources = {
-                "vk": VKResource(
-                    access_token=DEMO_TOKEN,
-                    api_base_url=server.base_url,
-                    requests_per_second=args.rate,
-                ),
-                "postgres": postgres,
-                "io_manager": PostgresIOManager(postgres=postgres),
-            }
-            keys = [str(g) for g in world.group_ids()]
-            instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
-            stats = world.stats()
-            bound = requests_for(lower_bound_calls(world))
-            server.reset_stats()
-            _meta, seconds = run(instance, resources, keys)
-            full = server.stats()
-            exact = matches_truth(world, url)
+    with (
+        EmulatorServer(world, rate=int(args.rate)).start() as server,
+        scratch_database(args.database_url) as url,
+        dg.instance_for_test() as instance,
+    ):
+        res = resources(url, server.base_url, requests_per_second=args.rate)
+        keys = [str(g) for g in world.group_ids()]
+        stats = world.stats()
+        bound = requests_for(lower_bound_calls(world))
+        server.reset_stats()
+        _result, seconds = crawl(instance, res, keys, {"as_of": as_of(world)})
+        full = server.stats()
+        exact = matches_truth(world, url)
 
-            change = world.advance(
-                days=1, new_posts=0.0, commented_posts=0.01, edits=0.0, deletions=0.0
-            )
-            changed_pages = sum(
-                comment_pages(world.comments(g, pid)) for g, pid in change["affected"]
-            )
-            server.reset_stats()
-            meta, refresh_seconds = run(instance, resources, keys)
-            refresh = server.stats()
-            listing = meta["posts"]["vk_http_requests"] + meta["groups"]["vk_http_requests"]
-            expected = listing + requests_for(changed_pages)
-            exact_after = matches_truth(world, url)
-    finally:
-        close_pools()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        change = world.advance(
+            days=1, new_posts=0.0, commented_posts=0.01, edits=0.0, deletions=0.0
+        )
+        changed_pages = sum(comment_pages(world.comments(g, pid)) for g, pid in change["affected"])
+        server.reset_stats()
+        # Only what the counts say moved: no lookback window, no staleness cycle turning.
+        result, refresh_seconds = crawl(
+            instance,
+            res,
+            keys,
+            {"as_of": as_of(world), "lookback_days": 0, "verify_days": 100_000},
+        )
+        meta = metadata(result)
+        refresh = server.stats()
+        listing = meta["posts"]["vk_http_requests"] + meta["groups"]["vk_http_requests"]
+        expected = listing + requests_for(changed_pages)
+        exact_after = matches_truth(world, url)
     print(
         f"world: {args.groups} groups, {stats['posts']:,} posts, {stats['comments']:,} comments and replies "
         f"(seed {args.seed}), {args.rate:g} requests/s, Postgres {'server' if args.database_url else 'embedded'}"
@@ -150,8 +87,14 @@ def main() -> None:
         f"| full load: HTTP requests / lower bound | {full['http_requests']} / {bound} = {full['http_requests'] / bound:.2f} | <= 1.2 |"
     )
     print(f"| full load: error-6 responses | {full['errors'].get('6', 0)} | 0 |")
+    rate = busy_rate(full)
     print(
-        f"| full load: wall time | {seconds:.0f} s ({full['http_requests'] / seconds:.2f} requests/s) | |"
+        f"| full load: achieved rate (busy span, emulator's clock) / limit | {rate:.2f} / {args.rate:g}"
+        f" = {rate / args.rate:.2f} | >= 0.93 |"
+    )
+    print(
+        f"| full load: wall time of the run | {seconds:.0f} s ({full['http_requests'] / seconds:.2f}"
+        " requests/s including Dagster's start-up and steps) | |"
     )
     print(
         f"| refresh ({len(change['affected'])} posts got {change['new_comments'] + change['new_replies']} comments): "

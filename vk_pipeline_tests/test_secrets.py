@@ -65,9 +65,6 @@ def dagster_home(tmp_path: Path, pg_admin_url: str):
         drop_database(pg_admin_url, url)
 
 
-IN_PROCESS = Path(__file__).resolve().parent / "data" / "in_process_run_config.yaml"
-
-
 def run_job(home: Path, dagster_url: str, data_url: str, base_url: str, keys: list[str]):
     env = {
         **os.environ,
@@ -87,9 +84,6 @@ def run_job(home: Path, dagster_url: str, data_url: str, base_url: str, keys: li
             str(Path(sys.executable).parent / "dagster"),
             *("job", "execute", "-m", "vk_pipeline.definitions", "-j", "crawl_groups"),
             *("--tags", json.dumps(tags)),
-            # Steps in the run's process (still with captured compute logs): a step
-            # subprocess per asset only adds start-up time here.
-            *("--config", str(IN_PROCESS)),
         ],
         cwd=ROOT,
         env=env,

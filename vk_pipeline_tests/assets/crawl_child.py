@@ -1,8 +1,12 @@
-"""A crawl in a process of its own, for tests that kill it: `python -m
-vk_pipeline_tests.assets.crawl_child DATABASE_URL VK_BASE_URL AS_OF KEY...`."""
+"""A crawl in a process of its own, for tests and benchmarks that kill it or measure its memory:
+`python -m vk_pipeline_tests.assets.crawl_child DATABASE_URL VK_BASE_URL AS_OF KEY... [--rate N]`.
+Prints the process's peak RSS in MB as JSON when the run ends."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import resource
 import sys
 
 import dagster as dg
@@ -16,18 +20,28 @@ from vk_pipeline.vk import VKResource
 
 
 def main(argv: list[str]) -> int:
-    database_url, base_url, as_of, *keys = argv
-    postgres = PostgresResource(database_url=database_url)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("database_url")
+    parser.add_argument("base_url")
+    parser.add_argument("as_of")
+    parser.add_argument("keys", nargs="+")
+    parser.add_argument("--rate", type=float, default=3.0)
+    parser.add_argument("--margin", type=float, default=0.06, help="seconds added to each window")
+    args = parser.parse_args(argv)
+    postgres = PostgresResource(database_url=args.database_url)
     resources = {
         "vk": VKResource(
             access_token=DEMO_TOKEN,
-            api_base_url=base_url,
+            api_base_url=args.base_url,
+            requests_per_second=args.rate,
+            rate_margin_seconds=args.margin,
             budget=PostgresRateBudget(postgres=postgres),
         ),
         "postgres": postgres,
         "io_manager": PostgresIOManager(postgres=postgres),
     }
-    config = {"as_of": as_of}
+    config = {"as_of": args.as_of}
+    keys = args.keys
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
         result = dg.materialize(
@@ -40,6 +54,8 @@ def main(argv: list[str]) -> int:
                 "dagster/asset_partition_range_end": keys[-1],
             },
         )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"success": result.success, "peak_rss_mb": round(peak_mb, 1)}))
     return 0 if result.success else 1
 
 

@@ -1,0 +1,289 @@
+"""Durability figures (issue 8), each section from one run of this script:
+
+* kill: kill -9 of a crawl process at about half of a ~100k-comment group, then a rerun: does the
+  database equal the truth, rerun requests / the remaining work's lower bound, duplicated rows;
+* soak: a full load and three daily refreshes with ~10 % of requests failing in every way the
+  emulator injects: equal to the truth after each pass, requests / the same passes fault-free;
+* staleness: silent edits and stub deletions (comments.count unchanged), then daily refreshes
+  with verify_days=7: days until the database equals the truth, and the extra comment requests
+  per refresh against ceil(total comment pages / 7 / 25);
+* memory: peak RSS of a one-group run (its own process) for 1M comments against 100k.
+
+    .venv/bin/python benchmarks/durability_bench.py [--database-url URL] [--only kill,soak,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+from harness import (
+    as_of,
+    crawl,
+    duplicates,
+    matches_truth,
+    metadata,
+    resources,
+    scratch_database,
+)
+
+from vk_pipeline.emulator import EmulatorServer, FaultSpec, World, WorldSpec
+from vk_pipeline.emulator.truth import PACK, comment_pages, wall_pages
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD = [sys.executable, "-m", "vk_pipeline_tests.assets.crawl_child"]
+# ~10 % of requests fail, spread over every kind the emulator injects. Inside execute, errors
+# 1/9/10 are drawn per inner call, so packs see them more often than whole requests do.
+SOAK = FaultSpec(
+    http_5xx=0.012,
+    slow=0.012,
+    slow_seconds=2.5,
+    drop=0.012,
+    non_json=0.012,
+    truncated=0.012,
+    error_1=0.012,
+    error_6=0.012,
+    error_9=0.012,
+    error_10=0.012,
+)
+
+
+def row(figure: str, value: str, goal: str = "") -> None:
+    print(f"| {figure} | {value} | {goal} |", flush=True)
+
+
+def synced_posts(url: str) -> set[tuple[int, int]]:
+    with psycopg.connect(url) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT group_id, id FROM vk.posts WHERE comments_synced_at IS NOT NULL"
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return set()
+    return set(rows)
+
+
+def stored_comments(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM vk.comments").fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+
+def lower_bound(world: World, skip: set[tuple[int, int]] = frozenset()) -> int:
+    """Requests any client needs: groups, every wall page, comment pages of posts not in `skip`."""
+    gids = world.group_ids()
+    walls = sum(wall_pages(world, g) for g in gids)
+    pages = sum(
+        comment_pages(world.comments(g, p["id"]))
+        for g in gids
+        for p in world.posts(g)
+        if (g, p["id"]) not in skip
+    )
+    return 1 + math.ceil(walls / PACK) + math.ceil(pages / PACK)
+
+
+def child(url: str, server: EmulatorServer, world: World, rate: float) -> subprocess.Popen:
+    keys = [str(g) for g in world.group_ids()]
+    return subprocess.Popen(
+        [*CHILD, url, server.base_url, as_of(world), *keys, "--rate", str(rate)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def kill_section(admin: str | None, comments: int) -> None:
+    world = World(WorldSpec(seed=81, groups=1, posts=1500, comments=comments, special_groups=False))
+    total = sum(1 for _ in iter_live(world))
+    with (
+        EmulatorServer(world, rate=3).start() as server,
+        scratch_database(admin) as url,
+        dg.instance_for_test() as instance,
+    ):
+        proc = child(url, server, world, 3)
+        while proc.poll() is None and stored_comments(url) < total / 2:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            row("kill -9", "the crawl ended before half: nothing measured")
+            return
+        at_kill = stored_comments(url)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        synced = synced_posts(url)
+        bound = lower_bound(world, synced)
+        server.reset_stats()
+        result, seconds = crawl(
+            instance, resources(url, server.base_url), keys_of(world), {"as_of": as_of(world)}
+        )
+        requests = server.stats()["http_requests"]
+        row("kill -9 at", f"{at_kill:,} of {total:,} comments stored ({at_kill / total:.0%})")
+        row(
+            "rerun succeeded; database equals the truth",
+            f"{'yes' if result.success else 'NO'}; {'yes' if matches_truth(world, url) else 'NO'}",
+            "yes",
+        )
+        row(
+            "rerun requests / remaining lower bound",
+            f"{requests} / {bound} = {requests / bound:.2f}",
+            "<= 1.2",
+        )
+        row("rows duplicated", str(duplicates(url)), "0")
+        row("rerun wall time", f"{seconds:.0f} s at 3 requests/s")
+
+
+def iter_live(world: World):
+    for g in world.group_ids():
+        for p in world.posts(g):
+            yield from (c for c in world.comments(g, p["id"]) if not c.get("deleted"))
+
+
+def keys_of(world: World) -> list[str]:
+    return [str(g) for g in world.group_ids()]
+
+
+def soak_section(admin: str | None) -> None:
+    spec = WorldSpec(seed=82, groups=6, posts=1500, comments=40_000, special_groups=True)
+    results: dict[str, list[tuple[bool, int]]] = {}
+    for name, faults in (("fault-free", None), ("10 % faults", SOAK)):
+        world = World(spec)
+        with (
+            EmulatorServer(world, rate=30).start() as server,
+            scratch_database(admin) as url,
+            dg.instance_for_test() as instance,
+        ):
+            if faults is not None:
+                server.set_faults("*", faults)
+            res = resources(url, server.base_url, requests_per_second=30, timeout_seconds=2.0)
+            passes = []
+            for day in range(4):
+                if day:
+                    world.advance(days=1)
+                server.reset_stats()
+                result, _ = crawl(instance, res, keys_of(world), {"as_of": as_of(world)})
+                ok = result.success and matches_truth(world, url)
+                passes.append((ok, server.stats()["http_requests"]))
+            if faults is not None:
+                injected = server.stats()["faults"]
+            results[name] = passes
+    labels = ["full load", "refresh 1", "refresh 2", "refresh 3"]
+    for i, label in enumerate(labels):
+        (clean_ok, clean), (ok, faulty) = results["fault-free"][i], results["10 % faults"][i]
+        row(
+            f"soak {label}: equals the truth (fault-free; faults)",
+            f"{'yes' if clean_ok else 'NO'}; {'yes' if ok else 'NO'}",
+            "yes",
+        )
+        row(
+            f"soak {label}: requests / fault-free requests",
+            f"{faulty} / {clean} = {faulty / clean:.2f}",
+        )
+    row("soak: faults injected in the last pass", json.dumps(injected, sort_keys=True))
+
+
+def staleness_section(admin: str | None) -> None:
+    world = World(WorldSpec(seed=83, groups=4, posts=3000, comments=90_000, special_groups=False))
+    with (
+        EmulatorServer(world, rate=50).start() as server,
+        scratch_database(admin) as url,
+        dg.instance_for_test() as instance,
+    ):
+        res = resources(url, server.base_url, requests_per_second=50)
+        config = {"verify_days": 7}
+        crawl(instance, res, keys_of(world), {**config, "as_of": as_of(world)})
+        change = world.advance(
+            days=1, new_posts=0, commented_posts=0, edits=0.02, deletions=0.02, silent=True
+        )
+        pages = sum(
+            comment_pages(world.comments(g, p["id"]))
+            for g in world.group_ids()
+            for p in world.posts(g)
+        )
+        budget = math.ceil(pages / 7 / PACK)
+        equal_on = None
+        extra: list[int] = []
+        for day in range(1, 9):
+            if day > 1:
+                world.advance(days=1, new_posts=0, commented_posts=0, edits=0, deletions=0)
+            server.reset_stats()
+            result, _ = crawl(instance, res, keys_of(world), {**config, "as_of": as_of(world)})
+            extra.append(metadata(result)["comments"]["vk_http_requests"])
+            if equal_on is None and matches_truth(world, url):
+                equal_on = day
+        row(
+            "staleness: silent changes",
+            f"{change['edited_comments']} comment edits, "
+            f"{change['stubbed_comments']} deletions leaving stubs (comments.count unchanged)",
+        )
+        row(
+            "staleness: days until the database equals the truth (verify_days 7)",
+            str(equal_on) if equal_on else "more than 8",
+            "<= 7",
+        )
+        row(
+            "staleness: comment requests per refresh, days 1-7 (mean; max) / ceil(pages / 7 / 25)",
+            f"{sum(extra[:7]) / 7:.1f}; {max(extra[:7])} / {budget} ({pages:,} pages)",
+            "~1",
+        )
+
+
+def memory_section(admin: str | None) -> None:
+    peaks = {}
+    for comments in (100_000, 1_000_000):
+        world = World(
+            WorldSpec(
+                seed=84,
+                groups=1,
+                posts=max(2000, comments // 50),
+                comments=comments,
+                special_groups=False,
+            )
+        )
+        with EmulatorServer(world, rate=1000).start() as server, scratch_database(admin) as url:
+            proc = child(url, server, world, 1000)
+            out, _ = proc.communicate()
+            report = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+            ok = report["success"] and matches_truth(world, url)
+            peaks[comments] = report["peak_rss_mb"]
+            row(
+                f"memory: one group, {comments:,} comments: peak RSS; equals the truth",
+                f"{report['peak_rss_mb']:.0f} MB; {'yes' if ok else 'NO'}",
+            )
+    row("memory: peak RSS 1M / 100k", f"{peaks[1_000_000] / peaks[100_000]:.2f}", "<= 1.2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url", help="admin URL of a server (default: embedded)")
+    parser.add_argument("--only", default="kill,soak,staleness,memory")
+    parser.add_argument("--kill-comments", type=int, default=100_000)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    sections = args.only.split(",")
+    print(f"Postgres {'server' if args.database_url else 'embedded'}")
+    print("| figure | value | goal |")
+    print("|---|---|---|")
+    if "kill" in sections:
+        kill_section(args.database_url, args.kill_comments)
+    if "soak" in sections:
+        soak_section(args.database_url)
+    if "staleness" in sections:
+        staleness_section(args.database_url)
+    if "memory" in sections:
+        memory_section(args.database_url)
+
+
+if __name__ == "__main__":
+    main()
