@@ -3,20 +3,27 @@ emulator, a ranged crawl through Dagster, and the comparison with the emulator's
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import psycopg
 from psycopg import sql
 
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.budget import PostgresRateBudget, close_limiters
-from vk_pipeline.emulator import DEMO_TOKEN, World
+from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 from vk_pipeline.storage import (
     PostgresIOManager,
@@ -28,6 +35,7 @@ from vk_pipeline.storage import (
 from vk_pipeline.vk import VKResource
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
@@ -142,3 +150,62 @@ def duplicates(url: str) -> int:
             " + (SELECT count(*) - count(DISTINCT (owner_id, id)) FROM vk.posts)"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+class EmulatorProcess:
+    """The emulator in a process of its own (`python -m vk_pipeline.emulator`), so the clock it
+    stamps arrivals with is not held up by a crawl's work in the benchmark's process."""
+
+    def __init__(self, spec: WorldSpec, *, rate: float, tokens: list[str] | None = None) -> None:
+        self.spec = spec
+        self.port = free_port()
+        args = [
+            *(sys.executable, "-m", "vk_pipeline.emulator", "--port", str(self.port)),
+            *("--seed", str(spec.seed), "--rate", str(rate), "--groups", str(spec.groups)),
+            *("--posts", str(spec.posts), "--comments", str(spec.comments)),
+            *(() if spec.special_groups else ("--no-special-groups",)),
+        ]
+        env = {**os.environ, "VK_EMULATOR_TOKENS": ",".join(tokens or [DEMO_TOKEN])}
+        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "serving" in line:
+                break
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/method"
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/_emulator/stats", timeout=30).json()
+
+    def reset_stats(self) -> None:
+        httpx.post(f"{self.url}/_emulator/reset", json={}, timeout=30).raise_for_status()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def crawl_process(
+    url: str, base_url: str, world: World, keys: list[str], *, rate: float, tokens: list[str]
+) -> subprocess.Popen:
+    """A ranged crawl in a process of its own (vk_pipeline_tests.assets.crawl_child)."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "vk_pipeline_tests.assets.crawl_child"),
+            *(url, base_url, as_of(world), *keys, "--rate", str(rate)),
+            *("--tokens", ",".join(tokens)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )

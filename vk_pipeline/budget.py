@@ -24,6 +24,10 @@ from psycopg import sql
 from vk_pipeline.storage import PostgresResource
 from vk_pipeline.vk import RateBudget, RateLimiter
 
+# How late a reserved send may go out before its slot is given up (see `acquire`).
+LATE_SECONDS = 0.03
+MAX_LATE_RETRIES = 5
+
 _lock = threading.Lock()
 _limiters: dict[tuple[str, str, float, float], PostgresLimiter] = {}
 
@@ -40,12 +44,14 @@ class PostgresLimiter:
         window: float = 1.0,
         margin: float = 0.06,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         self._slots = max(1, int(rate))
         self._span = (window * self._slots / rate) + margin
         self._sleep = sleep
+        self._clock = clock
         # Autocommit: a reservation is one statement and one round trip, and its row locks are
         # held for that statement only.
         # min_size 0: nothing is held open (nor reconnected in the background) while idle.
@@ -73,13 +79,20 @@ class PostgresLimiter:
             return conn.execute(query, args).fetchall()
 
     def acquire(self, keys: Sequence[str], methods: Collection[str] = ()) -> str | None:
-        rows = self._call("rate_reserve", list(keys), sorted(methods), self._slots, self._span)
-        if not rows:
-            return None
-        key, wait = rows[0]
-        if wait > 0:
-            self._sleep(wait)
-        return str(key)
+        for attempt in range(MAX_LATE_RETRIES + 1):
+            started = self._clock()
+            rows = self._call("rate_reserve", list(keys), sorted(methods), self._slots, self._span)
+            if not rows:
+                return None
+            key, wait = rows[0]
+            if wait > 0:
+                self._sleep(wait)
+            # A slot is only safe when used on time: sent late, it lands next to the slots
+            # reserved after it. A process held up past its slot (a busy machine, a slow round
+            # trip) leaves that slot unused and takes a fresh one.
+            if self._clock() - (started + wait) <= LATE_SECONDS or attempt == MAX_LATE_RETRIES:
+                return str(key)
+        raise AssertionError("unreachable")
 
     def penalize(self, key: str, seconds: float) -> None:
         self._call("rate_penalize", key, seconds)

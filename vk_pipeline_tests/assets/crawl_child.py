@@ -27,12 +27,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("as_of")
     parser.add_argument("keys", nargs="+")
     parser.add_argument("--rate", type=float, default=3.0)
+    parser.add_argument("--tokens", default=DEMO_TOKEN, help="comma-separated")
     parser.add_argument("--margin", type=float, default=0.06, help="seconds added to each window")
     args = parser.parse_args(argv)
     postgres = PostgresResource(database_url=args.database_url)
     resources = {
         "vk": VKResource(
-            access_token=DEMO_TOKEN,
+            access_token=args.tokens,
             api_base_url=args.base_url,
             requests_per_second=args.rate,
             rate_margin_seconds=args.margin,

@@ -98,3 +98,23 @@ def test_threads_waiting_together_are_served_in_turn():
     assert len(stamps) == 40
     for i in range(len(stamps) - 20):
         assert stamps[i + 20] - stamps[i] >= 1.0 - 0.01
+
+
+def test_a_slot_missed_by_a_late_wake_up_is_given_up_for_a_fresh_one():
+    clock = FakeClock()
+    late = [0.5]
+
+    def sleep(seconds: float) -> None:  # the first sleep overshoots by half a second
+        clock.now += seconds + (late.pop() if late else 0.0)
+
+    limiter = SlidingWindowLimiter(3, margin=0.0, clock=clock, sleep=sleep)
+    for _ in range(3):
+        limiter.acquire(["a"])
+    limiter.acquire(["a"])  # reserved 1.0, woke at 1.5: 1.0 is left unused, 1.5 taken
+    assert clock.now == 1.5
+    assert list(limiter._keys["a"].sent) == [0.0, 1.0, 1.5]
+    # The abandoned slot still counts: the window from 1.0 holds 1.0, 1.5 and one more.
+    limiter.acquire(["a"])
+    assert clock.now == 1.5
+    limiter.acquire(["a"])
+    assert clock.now == 2.0
