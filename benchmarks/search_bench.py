@@ -161,6 +161,7 @@ class Generator:
             n_top = max(1, n - round(n * 0.4)) if n >= 3 else n
             top_ids: list[int] = []
             top_from: list[int] = []
+            replies: dict[int, list[tuple[int, int]]] = {}
             for i in range(n):
                 cid = wall.next_id
                 wall.next_id += 1
@@ -177,6 +178,11 @@ class Generator:
                     k = self.pyrng.randrange(len(top_ids))
                     root = reply_to = top_ids[k]
                     reply_user = top_from[k]
+                    earlier = replies.setdefault(root, [])
+                    if earlier and self.pyrng.random() < 0.3:
+                        # Replies to replies, as the emulator makes them.
+                        reply_to, reply_user = self.pyrng.choice(earlier)
+                    earlier.append((cid, author))
                     if reply_user > 0 and self.pyrng.random() < 0.5:
                         first, _ = texts.person_name(reply_user)
                         text = f"[id{reply_user}|{first}], {text}"

@@ -131,13 +131,15 @@ def truth_activity(world: World) -> dict[tuple, tuple]:
         posts = world.posts(gid)
         if not posts:
             continue
-        comments, per_post = [], {}
+        comments, stubs, per_post = [], [], {}
         for post in posts:
-            live, _ = visible(world, gid, post["id"])
+            live, deleted = visible(world, gid, post["id"])
             comments += live
+            stubs += deleted
             per_post[post["id"]] = len(live)
+        # An author's first comment counts even if it was deleted since (its stub shows it).
         first_day = {}
-        for c in comments:
+        for c in comments + stubs:
             first_day[c["from_id"]] = min(
                 first_day.get(c["from_id"], day(c["date"])), day(c["date"])
             )

@@ -168,7 +168,7 @@ def test_damaged_database_fails_the_right_checks_naming_the_rows(pipeline: Pipel
 
     counts = found[("comment_counts_match_vk", str(a))]
     [post] = counts.metadata["posts"].value
-    assert (post["post_id"], post["vk_count"], post["stored_live"]) == (
+    assert (post["post_id"], post["vk_count"], post["stored_shown"]) == (
         cut_post,
         vk_count,
         vk_count - 1,

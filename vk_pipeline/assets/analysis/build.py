@@ -84,6 +84,9 @@ class Builder:
         """Build ``assets`` for group ``gid`` in one transaction (committed by the caller)."""
         result = GroupBuild(gid)
         self._exec("SELECT pg_advisory_xact_lock(%(ns)s, %(gid)s)", ns=LOCK_NAMESPACE, gid=gid)
+        # JIT compiles expressions for seconds on this class of machine before a statement that
+        # runs in a fraction of one (measured: 2.8 s of 2.9 for an incremental post_stats).
+        self._exec("SET LOCAL jit = off")
         watermark: datetime = self._one(WATERMARK)
         states = self._states(gid)
         since = min((s["watermark"] for a, s in states.items() if a in assets), default=None)

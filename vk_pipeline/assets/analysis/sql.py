@@ -76,10 +76,10 @@ POST_STATS_INSERT = """
     ),
     chain (owner_id, post_id, id, depth) AS (
         SELECT r.owner_id, r.post_id, r.id, 2 FROM cm r
+        LEFT JOIN cm t ON t.owner_id = r.owner_id AND t.id = r.reply_to_comment
         WHERE r.thread_root_id IS NOT NULL
           AND (r.reply_to_comment IS NULL OR r.reply_to_comment = r.thread_root_id
-               OR NOT EXISTS (SELECT 1 FROM cm t
-                              WHERE t.owner_id = r.owner_id AND t.id = r.reply_to_comment))
+               OR t.id IS NULL)
         UNION ALL
         SELECT n.owner_id, n.post_id, n.id, chain.depth + 1
         FROM nested n JOIN chain ON n.owner_id = chain.owner_id AND n.reply_to_comment = chain.id
