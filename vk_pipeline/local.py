@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
@@ -95,7 +95,11 @@ def start(*, emulator_port: int = 0, rate: float = 3.0) -> LocalSetup:
     dagster_home()
     emulator = None
     if not os.environ.get("VK_ACCESS_TOKEN"):
-        emulator = EmulatorServer(World(demo_world()), rate=rate, port=emulator_port).start()
+        # Dated a day back: the demo's simulated "day later" then still lies in the past, as
+        # everything VK serves does.
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)
+        emulator = EmulatorServer(World(demo_world(yesterday)), rate=rate, port=emulator_port)
+        emulator.start()
         os.environ["VK_API_BASE_URL"] = emulator.base_url
         os.environ["VK_ACCESS_TOKEN"] = DEMO_TOKEN
     return LocalSetup(database_url, dagster_url, emulator)
