@@ -51,10 +51,21 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every script behind the README's Performance table, one after another (they measure rates: run
+# them on a quiet machine). About an hour in all; BENCH_DB=postgresql://... for a server.
+BENCH_DB ?=
+BENCH_ARGS = $(if $(BENCH_DB),--database-url $(BENCH_DB))
 bench: $(STAMP)
 	$(BIN)/python benchmarks/client_bench.py
-	$(BIN)/python benchmarks/storage_bench.py
-	$(BIN)/python benchmarks/assets_bench.py
+	$(BIN)/python benchmarks/storage_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/assets_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/durability_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/budget_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/peer_bench.py $(BENCH_ARGS) --posts 1500 --comments 40000
+	$(BIN)/python benchmarks/grouplists_bench.py
+	$(BIN)/python benchmarks/automation_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/search_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/analysis_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .dagster_home .pytest_cache

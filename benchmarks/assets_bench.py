@@ -14,9 +14,17 @@ import argparse
 import warnings
 
 import dagster as dg
-from harness import as_of, crawl, matches_truth, metadata, resources, scratch_database
+from harness import (
+    EmulatorProcess,
+    as_of,
+    crawl,
+    matches_truth,
+    metadata,
+    resources,
+    scratch_database,
+)
 
-from vk_pipeline.emulator import EmulatorServer, World, WorldSpec
+from vk_pipeline.emulator import World, WorldSpec
 from vk_pipeline.emulator.truth import comment_pages, lower_bound_calls, requests_for
 
 
@@ -34,23 +42,25 @@ def main() -> None:
     parser.add_argument("--comments", type=int, default=150_000)
     parser.add_argument("--rate", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--concurrency", type=int, default=0, help="requests in flight (0: auto)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    world = World(
-        WorldSpec(
-            seed=args.seed,
-            groups=args.groups,
-            posts=args.posts,
-            comments=args.comments,
-            special_groups=False,
-        )
+    spec = WorldSpec(
+        seed=args.seed,
+        groups=args.groups,
+        posts=args.posts,
+        comments=args.comments,
+        special_groups=False,
     )
+    world = World(spec)
     with (
-        EmulatorServer(world, rate=int(args.rate)).start() as server,
+        EmulatorProcess(spec, rate=args.rate) as server,
         scratch_database(args.database_url) as url,
         dg.instance_for_test() as instance,
     ):
-        res = resources(url, server.base_url, requests_per_second=args.rate)
+        res = resources(
+            url, server.base_url, requests_per_second=args.rate, concurrency=args.concurrency
+        )
         keys = [str(g) for g in world.group_ids()]
         stats = world.stats()
         bound = requests_for(lower_bound_calls(world))
@@ -59,8 +69,8 @@ def main() -> None:
         full = server.stats()
         exact = matches_truth(world, url)
 
-        change = world.advance(
-            days=1, new_posts=0.0, commented_posts=0.01, edits=0.0, deletions=0.0
+        change = server.advance(
+            world, days=1, new_posts=0.0, commented_posts=0.01, edits=0.0, deletions=0.0
         )
         changed_pages = sum(comment_pages(world.comments(g, pid)) for g, pid in change["affected"])
         server.reset_stats()

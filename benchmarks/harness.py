@@ -180,6 +180,14 @@ class EmulatorProcess:
     def reset_stats(self) -> None:
         httpx.post(f"{self.url}/_emulator/reset", json={}, timeout=30).raise_for_status()
 
+    def advance(self, world: World, **changes: float) -> dict[str, Any]:
+        """Move the served world and `world` (a copy of the same spec) alike; the summary."""
+        response = httpx.post(f"{self.url}/_emulator/advance", json=changes, timeout=300)
+        response.raise_for_status()
+        summary = world.advance(**changes)
+        assert summary["now"] == response.json()["now"]
+        return summary
+
     def __enter__(self) -> EmulatorProcess:
         return self
 
