@@ -1,7 +1,6 @@
-import queue
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from vk_pipeline.assets.common import (
     preview,
     run_metadata,
 )
+from vk_pipeline.assets.prefetch import Emit, prefetched
 from vk_pipeline.assets.rows import (
     COMMENT_COLUMNS,
     COMMENT_TOMBSTONE_COLUMNS,
@@ -156,13 +156,6 @@ class _GroupTally:
         }
 
 
-class _Done:
-    """End of the prefetch queue; carries the crawl's exception, if it ended with one."""
-
-    def __init__(self, error: BaseException | None = None) -> None:
-        self.error = error
-
-
 class _Crawl:
     """Streams commit units of comments for all groups of the run; fills `metadata` as it goes.
 
@@ -189,7 +182,7 @@ class _Crawl:
         self.posts = posts
         self.now = config.now()
         self.metadata: dict[str, Any] = {}
-        self.progress = Progress(context.log)
+        self.progress = Progress(context.log.info)
         self.tally: dict[int, _GroupTally] = {}
         self.unreadable: dict[str, str] = {}
 
@@ -235,59 +228,42 @@ class _Crawl:
         self, todo: list[PostRef], vk_count: dict[PostRef, Any]
     ) -> Iterator[pd.DataFrame | TableWrite | object]:
         left = {gid: t.posts_to_crawl for gid, t in self.tally.items()}
-        results: queue.Queue[CommentsResult | _Done] = queue.Queue(maxsize=PREFETCH_POSTS)
-        stop = threading.Event()
 
-        def put(item: CommentsResult | _Done) -> bool:
-            while not stop.is_set():
-                try:
-                    results.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        def produce(emit: Emit[CommentsResult]) -> None:
+            for result in fetch_comments(self.client, todo, threads=self.config.threads):
+                emit(result)
 
-        def produce() -> None:
-            error: BaseException | None = None
-            try:
-                for result in fetch_comments(self.client, todo, threads=self.config.threads):
-                    if not put(result):
-                        return
-            except BaseException as exc:  # handed to the consumer, which raises it
-                error = exc
-            put(_Done(error))
-
-        producer = threading.Thread(target=produce, name="vk-comments-prefetch", daemon=True)
         unit: list[CommentsResult] = []
         unit_comments = 0
         done = 0
-        with self.client:
-            producer.start()
-            try:
-                while True:
-                    item = results.get()
-                    if isinstance(item, _Done):
-                        yield from self._write_unit(unit, vk_count)
-                        if item.error is not None:
-                            with failing_fast():
-                                raise item.error
-                        return
-                    gid = -item.post.owner_id
-                    tally = self.tally[gid]
-                    tally.posts_crawled += 1
-                    tally.comments_read += len(item.comments)
-                    unit.append(item)
-                    unit_comments += len(item.comments)
-                    done += 1
-                    left[gid] -= 1
-                    self._report(gid, left[gid], done, len(todo))
-                    if unit_comments >= UNIT_COMMENTS or left[gid] == 0:
-                        yield from self._write_unit(unit, vk_count)
-                        unit, unit_comments = [], 0
-            finally:
-                # The producer stops at its next result; the client closes only after it.
-                stop.set()
-                producer.join(timeout=60)
+        # The prefetch closes (its thread joined) before the client it sends with.
+        with (
+            self.client,
+            closing(prefetched(produce, PREFETCH_POSTS, "vk-comments-prefetch")) as results,
+        ):
+            while True:
+                try:
+                    item = next(results)
+                except StopIteration:
+                    break
+                except Exception as error:
+                    # The posts finished before the failure are kept; the rerun starts after them.
+                    yield from self._write_unit(unit, vk_count)
+                    with failing_fast():
+                        raise error
+                gid = -item.post.owner_id
+                tally = self.tally[gid]
+                tally.posts_crawled += 1
+                tally.comments_read += len(item.comments)
+                unit.append(item)
+                unit_comments += len(item.comments)
+                done += 1
+                left[gid] -= 1
+                self._report(gid, left[gid], done, len(todo))
+                if unit_comments >= UNIT_COMMENTS or left[gid] == 0:
+                    yield from self._write_unit(unit, vk_count)
+                    unit, unit_comments = [], 0
+            yield from self._write_unit(unit, vk_count)
 
     def _report(self, gid: int, left: int, done: int, total: int) -> None:
         tally = self.tally[gid]

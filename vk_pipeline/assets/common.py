@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -156,7 +156,7 @@ def run_metadata(stats: ClientStats, started: float, **extra: Any) -> dict[str, 
 class Progress:
     """Logs a line per group at most every `every` seconds while it loads, and when it is done."""
 
-    def __init__(self, log: dg.DagsterLogManager, every: float = 10.0) -> None:
+    def __init__(self, log: Callable[[str], None], every: float = 10.0) -> None:
         self._log = log
         self._every = every
         self._last = 0.0
@@ -165,4 +165,4 @@ class Progress:
         now = time.monotonic()
         if force or now - self._last >= self._every:
             self._last = now
-            self._log.info(message)
+            self._log(message)

@@ -1,5 +1,6 @@
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +18,22 @@ from vk_pipeline.assets.common import (
     run_metadata,
 )
 from vk_pipeline.assets.groups import groups
-from vk_pipeline.assets.rows import POST_COLUMNS, TOMBSTONE_COLUMNS, frame, post_row, tombstone
-from vk_pipeline.storage import COMMIT, FrameStream, PostgresResource
+from vk_pipeline.assets.prefetch import Emit, prefetched
+from vk_pipeline.assets.rows import (
+    POST_COLUMNS,
+    TOMBSTONE_COLUMNS,
+    WALL_LISTING_COLUMNS,
+    frame,
+    post_row,
+    tombstone,
+)
+from vk_pipeline.storage import COMMIT, FrameStream, PostgresResource, TableWrite
 from vk_pipeline.vk import VKClient, VKResource, WallRequest, WallResult, fetch_walls
 
 # Posts held in memory at once per wall before they are written and committed.
 CHUNK_POSTS = 2_000
+# Chunks read ahead of the writer, so the walls are paged on while posts are written.
+PREFETCH_CHUNKS = 4
 
 
 @dg.asset(
@@ -44,7 +55,20 @@ def posts(
         partition_column="group_id",
         partition_values=gids,
     )
-    listing = _Listing(context, config, vk.get_client(warn=context.log.warning), stored, gids)
+    listed = postgres.read_frame(
+        "wall_listings",
+        columns=["group_id", "listed_through"],
+        partition_column="group_id",
+        partition_values=gids,
+    )
+    listing = _Listing(
+        context,
+        config,
+        vk.get_client(warn=context.log.warning),
+        stored,
+        dict(zip(listed["group_id"].astype(int), listed["listed_through"], strict=True)),
+        gids,
+    )
     return FrameStream(listing.chunks(), metadata=listing.metadata)
 
 
@@ -57,6 +81,7 @@ class _Listing:
         config: CrawlConfig,
         client: VKClient,
         stored: pd.DataFrame,
+        listed: dict[int, pd.Timestamp | None],
         gids: list[int],
     ) -> None:
         self.context = context
@@ -64,25 +89,24 @@ class _Listing:
         self.client = client
         self.client.execute_batch_size = config.batch_size
         self.stored = stored
+        self.listed = listed
         self.gids = gids
         self.now = config.now()
         self.metadata: dict[str, Any] = {}
-        self.progress = Progress(context.log)
+        self.progress = Progress(context.log.info)
 
     def since_by_owner(self) -> dict[int, pd.Timestamp | None]:
         window = pd.Timestamp(lookback_start(self.config, self.now))
         start = pd.Timestamp(self.config.start_date, tz="UTC") if self.config.start_date else None
         since: dict[int, pd.Timestamp | None] = {}
         for gid in self.gids:
-            mine = self.stored[self.stored["group_id"] == gid]
-            if mine.empty or self.config.full_listing:
+            through = self.listed.get(gid)
+            if through is None or pd.isna(through) or self.config.full_listing:
+                # Never listed to the end (a first load, or one cut off mid-wall): all of it.
                 since[-gid] = start
             else:
-                # A windowed refresh: everything newer than what we hold, and the lookback window.
-                live = mine[~mine["is_deleted"].astype(bool)]
-                dated = live[~live["is_pinned"].astype(bool)]["date"]
-                newest = dated.max() if not dated.empty else mine["date"].max()
-                since[-gid] = min(newest, window)
+                # A windowed refresh: everything since the last complete listing, and the window.
+                since[-gid] = min(through, window)
         return since
 
     def chunks(self) -> Iterator[pd.DataFrame | object]:
@@ -95,19 +119,37 @@ class _Listing:
         unreadable: dict[str, str] = {}
         per_group: dict[str, dict[str, Any]] = {}
         totals = {"posts_read": 0, "tombstoned": 0}
+        newest = {
+            gid: _newest(None, self.stored[self.stored["group_id"] == gid]) for gid in self.gids
+        }
 
-        def on_page(partial: WallResult) -> None:
-            self.progress.update(
-                f"group {-partial.owner_id}: {partial.read:,} / {partial.total or 0:,} posts"
-            )
+        def produce(emit: Emit[WallResult | str]) -> None:
+            # Logged by the caller: Dagster's log handler is not safe to call from this thread.
+            pages = Progress(emit)
+
+            def on_page(partial: WallResult) -> None:
+                pages.update(
+                    f"group {-partial.owner_id}: {partial.read:,} / {partial.total or 0:,} posts"
+                )
+
+            walls = fetch_walls(self.client, requests, on_page=on_page, chunk_posts=CHUNK_POSTS)
+            for result in walls:
+                emit(result)
 
         try:
-            with failing_fast(), self.client:
-                walls = fetch_walls(self.client, requests, on_page=on_page, chunk_posts=CHUNK_POSTS)
-                for result in walls:
+            with (
+                failing_fast(),
+                self.client,
+                closing(prefetched(produce, PREFETCH_CHUNKS, "vk-walls-prefetch")) as items,
+            ):
+                for result in items:
+                    if isinstance(result, str):
+                        self.context.log.info(result)
+                        continue
                     gid = -result.owner_id
                     df = frame((post_row(p, gid) for p in result.posts), POST_COLUMNS)
                     totals["posts_read"] += len(df)
+                    newest[gid] = _newest(newest[gid], df)
                     self.metadata.setdefault(
                         "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
                     )
@@ -125,6 +167,10 @@ class _Listing:
                         }
                         self.progress.update(f"group {gid}: {result.read:,} posts read", force=True)
                         yield frame(tombs, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
+                        if result.error is None:
+                            # With the wall's last posts: a listing cut off before it never
+                            # counts as complete, so the next run reaches back past it.
+                            yield TableWrite("wall_listings", self._listed(gid, newest[gid]))
                     # Posts are committed as they are read (a wall's tombstones once it is read
                     # in full): a later failure keeps them.
                     yield COMMIT
@@ -138,6 +184,10 @@ class _Listing:
                     per_group=per_group,
                 )
             )
+
+    def _listed(self, gid: int, through: pd.Timestamp | None) -> pd.DataFrame:
+        row = {"group_id": gid, "listed_at": self.now, "listed_through": through}
+        return frame([row], WALL_LISTING_COLUMNS)
 
     def _tombstones(
         self, result: WallResult, since: pd.Timestamp | None, now: datetime
@@ -155,3 +205,15 @@ class _Listing:
             for pid in scope["id"]
             if int(pid) not in result.ids
         ]
+
+
+def _newest(known: pd.Timestamp | None, posts: pd.DataFrame) -> pd.Timestamp | None:
+    """The newest date of live posts, pinned ones aside (a pinned post may be years old)."""
+    dated = posts.loc[
+        ~posts["is_pinned"].fillna(False).astype(bool)
+        & ~posts["is_deleted"].fillna(False).astype(bool),
+        "date",
+    ]
+    if dated.empty:
+        return known
+    return dated.max() if known is None else max(known, dated.max())

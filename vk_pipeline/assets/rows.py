@@ -84,6 +84,12 @@ POST_SYNC_COLUMNS = {
     "comments_error_code": "Int64",
 }
 
+WALL_LISTING_COLUMNS = {
+    "group_id": "Int64",
+    "listed_at": "datetime64[ns, UTC]",
+    "listed_through": "datetime64[ns, UTC]",
+}
+
 
 def frame(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
     """A DataFrame with exactly `columns`, typed so that NULLs and bigints survive."""

@@ -155,6 +155,39 @@ def test_a_quota_stop_keeps_what_was_read_and_the_next_run_continues(
         assert calls <= left * 1.2
 
 
+def test_a_wall_cut_off_mid_listing_is_listed_to_its_end_by_the_next_run(
+    emulator_factory, database_url
+):
+    # Walls are committed 2,000 posts at a time, newest first: after a stop the newest posts are
+    # stored and the oldest are not, so a windowed refresh (full_listing off) must not take the
+    # newest stored post as the point it may stop listing at.
+    world = World(WorldSpec(seed=33, groups=1, posts=6_000, comments=3_000, special_groups=False))
+    with dg.instance_for_test() as instance:
+        p = new_pipeline(
+            emulator_factory,
+            database_url,
+            world,
+            instance,
+            token_quotas={DEMO_TOKEN: {"wall.get": 40}},
+        )
+        result = p.crawl(raise_on_error=False, full_listing=False)
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert failure.step_key == "posts"
+        [(stored,)] = p.query("SELECT count(*) FROM vk.posts")
+        assert 0 < stored < len(world.posts(world.group_ids()[0]))
+        assert p.query("SELECT * FROM vk.wall_listings") == []
+        p.server.set_token_quota(DEMO_TOKEN, "wall.get", None)
+        p.query("DELETE FROM vk.token_quotas RETURNING 1")
+        assert p.crawl(full_listing=False).success
+        assert_database_equals_truth(p)
+        [(through,)] = p.query("SELECT listed_through FROM vk.wall_listings")
+        [(newest,)] = p.query(
+            "SELECT max(date) FROM vk.posts WHERE NOT is_pinned AND NOT is_deleted"
+        )
+        assert through == newest
+
+
 SOAK = FaultSpec(
     http_5xx=0.012,
     slow=0.012,

@@ -116,7 +116,7 @@ def analysis(
         rebuild_after=timedelta(days=config.rebuild_after_days),
     )
     gids = group_ids(context)
-    progress = Progress(context.log)
+    progress = Progress(context.log.info)
     started = time.monotonic()
     builds: list[GroupBuild] = []
     with postgres.connection() as conn:
