@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import logging
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,24 +38,13 @@ import jconfig
 import psycopg
 import requests
 import vk_api
-from psycopg import sql
+from harness import crawl, resources, scratch_database
 from vk_api.requests_pool import VkRequestsPool
 from vk_api.tools import VkTools
 
-from vk_pipeline.assets import vk_assets
 from vk_pipeline.emulator import EmulatorServer, World, WorldSpec
 from vk_pipeline.emulator.truth import lower_bound_calls, requests_for
-from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline.storage import (
-    PostgresIOManager,
-    PostgresResource,
-    close_pools,
-    resolve_database_url,
-    with_dbname,
-)
-from vk_pipeline.vk import VKResource
 
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 VK_METHOD_URL = "https://api.vk.ru/method/"
 COMMENT_PARAMS = {"count": 100, "need_likes": 1, "preview_length": 0, "thread_items_count": 10}
 CONTENDERS = {
@@ -202,30 +190,15 @@ def run_pool(base_url: str, token: str, gids: list[int]) -> Collected:
 # ---------------------------------------------------------------------- the pipeline
 
 
-def run_pipeline(base_url: str, token: str, world: World, admin_url: str, rate: float) -> Collected:
-    dbname = f"vk_peer_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    url = with_dbname(admin_url, dbname)
-    try:
-        with dg.instance_for_test() as instance:
-            postgres = PostgresResource(database_url=url)
-            resources = {
-                "vk": VKResource(
-                    access_token=token, api_base_url=base_url, requests_per_second=rate
-                ),
-                "postgres": postgres,
-                "io_manager": PostgresIOManager(postgres=postgres),
-            }
-            keys = [str(g) for g in world.group_ids()]
-            instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
-            result = dg.materialize(
-                vk_assets,
-                instance=instance,
-                resources=resources,
-                tags=dict(zip(RANGE, (keys[0], keys[-1]), strict=True)),
-                raise_on_error=False,
-            )
+def run_pipeline(
+    base_url: str, token: str, world: World, admin_url: str | None, rate: float
+) -> Collected:
+    with (
+        scratch_database(admin_url, prefix="vk_peer") as url,
+        dg.instance_for_test() as instance,
+    ):
+        res = resources(url, base_url, token, requests_per_second=rate)
+        result, _seconds = crawl(instance, res, [str(g) for g in world.group_ids()])
         out = Collected(failures=0 if result.success else 1)
         with psycopg.connect(url) as conn:
             out.posts = set(
@@ -238,12 +211,6 @@ def run_pipeline(base_url: str, token: str, world: World, admin_url: str, rate: 
                 ).fetchall()
             }
         return out
-    finally:
-        close_pools()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
 
 
 # ---------------------------------------------------------------------- main
@@ -278,7 +245,6 @@ def main() -> None:
     truth = Truth.of(world)
     gids = world.group_ids()
     bound = requests_for(lower_bound_calls(world))
-    admin = resolve_database_url(args.database_url) if "pipeline" in only else ""
     rows = []
     tokens = [token for _, token in CONTENDERS.values()]
     with EmulatorServer(world, rate=args.rate, tokens=tokens).start() as server:
@@ -286,7 +252,7 @@ def main() -> None:
             label, token = CONTENDERS[name]
             started = time.monotonic()
             if name == "pipeline":
-                got = run_pipeline(server.base_url, token, world, admin, args.rate)
+                got = run_pipeline(server.base_url, token, world, args.database_url, args.rate)
             elif name == "get_all":
                 got = run_get_all(server.base_url, token, gids)
             else:

@@ -55,6 +55,28 @@ def remaining_lower_bound(p: Pipeline, synced: set[tuple[int, int]]) -> int:
     return 1 + math.ceil(walls / PACK) + math.ceil(pages / PACK)
 
 
+def quota_limited(emulator_factory, database_url, world: World, instance, method: str, calls: int):
+    """A pipeline whose token may call `method` only `calls` times today."""
+    quotas = {DEMO_TOKEN: {method: calls}}
+    return new_pipeline(emulator_factory, database_url, world, instance, token_quotas=quotas)
+
+
+def stopped_by_quota(result: dg.ExecuteInProcessResult, step: str, method: str) -> None:
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == step
+    message = failure.step_failure_data.error.message
+    assert method in message and "daily quota" in message
+    assert "next run continues" in message
+
+
+def next_day(p: Pipeline, method: str) -> None:
+    """VK resets the quota, and so does the shared budget's record of it."""
+    p.server.set_token_quota(DEMO_TOKEN, method, None)
+    p.query("DELETE FROM vk.token_quotas RETURNING 1")
+    p.server.reset_stats()
+
+
 def test_kill_9_mid_comments_then_a_rerun_resumes(emulator_factory, database_url):
     world = World(WorldSpec(seed=31, groups=1, posts=400, comments=60_000, special_groups=False))
     with dg.instance_for_test() as instance:
@@ -123,26 +145,11 @@ def test_a_quota_stop_keeps_what_was_read_and_the_next_run_continues(
 ):
     world = World(WorldSpec(seed=32, groups=2, posts=300, comments=8_000, special_groups=False))
     with dg.instance_for_test() as instance:
-        p = new_pipeline(
-            emulator_factory,
-            database_url,
-            world,
-            instance,
-            token_quotas={DEMO_TOKEN: {"wall.getComments": 60}},
-        )
-        result = p.crawl(raise_on_error=False)
-        assert not result.success
-        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        assert failure.step_key == "comments"
-        message = failure.step_failure_data.error.message
-        assert "wall.getComments" in message and "daily quota" in message
-        assert "next run continues" in message
+        p = quota_limited(emulator_factory, database_url, world, instance, "wall.getComments", 60)
+        stopped_by_quota(p.crawl(raise_on_error=False), "comments", "wall.getComments")
         stopped_at = synced_posts(p)
         assert stopped_at, "posts read before the stop are stored"
-        # The day passes: VK resets the quota, and so does the shared budget's record of it.
-        p.server.set_token_quota(DEMO_TOKEN, "wall.getComments", None)
-        p.query("DELETE FROM vk.token_quotas RETURNING 1")
-        p.server.reset_stats()
+        next_day(p, "wall.getComments")
         assert p.crawl().success
         assert_database_equals_truth(p)
         calls = p.server.stats()["by_method"]["wall.getComments"]["api_calls"]
@@ -163,22 +170,12 @@ def test_a_wall_cut_off_mid_listing_is_listed_to_its_end_by_the_next_run(
     # newest stored post as the point it may stop listing at.
     world = World(WorldSpec(seed=33, groups=1, posts=6_000, comments=3_000, special_groups=False))
     with dg.instance_for_test() as instance:
-        p = new_pipeline(
-            emulator_factory,
-            database_url,
-            world,
-            instance,
-            token_quotas={DEMO_TOKEN: {"wall.get": 40}},
-        )
-        result = p.crawl(raise_on_error=False, full_listing=False)
-        assert not result.success
-        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        assert failure.step_key == "posts"
+        p = quota_limited(emulator_factory, database_url, world, instance, "wall.get", 40)
+        stopped_by_quota(p.crawl(raise_on_error=False, full_listing=False), "posts", "wall.get")
         [(stored,)] = p.query("SELECT count(*) FROM vk.posts")
         assert 0 < stored < len(world.posts(world.group_ids()[0]))
         assert p.query("SELECT * FROM vk.wall_listings") == []
-        p.server.set_token_quota(DEMO_TOKEN, "wall.get", None)
-        p.query("DELETE FROM vk.token_quotas RETURNING 1")
+        next_day(p, "wall.get")
         assert p.crawl(full_listing=False).success
         assert_database_equals_truth(p)
         [(through,)] = p.query("SELECT listed_through FROM vk.wall_listings")
