@@ -370,9 +370,12 @@ def test_the_ui_in_chromium(deployment, dropped_file_run):
             # The sensor's finished run: its per-group progress lines (engine events hidden).
             page.goto(f"{d.stack.url}/runs/{run_id}")
             page.get_by_placeholder("Filter…").wait_for()
-            page.get_by_role("button", name=re.compile("Levels")).click()
+            levels = page.get_by_role("button", name=re.compile("Levels"))
+            levels.click()
             page.get_by_text("event", exact=True).click()
-            page.keyboard.press("Escape")
+            # The levels menu stays open on Escape; a second click closes it before the shot.
+            levels.click()
+            page.get_by_text("event", exact=True).wait_for(state="hidden")
             progress = page.get_by_text(re.compile(r"^group \d+: \d+ posts read$"))
             progress.nth(len(ids) - 1).wait_for()
             lines = sorted(progress.all_inner_texts())
