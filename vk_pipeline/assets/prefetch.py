@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 Emit = Callable[[T], None]
@@ -25,7 +25,9 @@ class _Stopped(BaseException):
     `except Exception` on the producer's path swallows it)."""
 
 
-class _End(Generic[T]):
+class _End:
+    """The producer is done; carries its exception, if it ended with one."""
+
     def __init__(self, error: BaseException | None) -> None:
         self.error = error
 
@@ -38,10 +40,10 @@ def prefetched(produce: Callable[[Emit[T]], None], depth: int, name: str) -> Ite
     iterator stops the producer at its next `emit` and waits for it, so nothing the producer
     uses (an HTTP client, a connection) is closed under it.
     """
-    items: queue.Queue[T | _End[T]] = queue.Queue(maxsize=depth)
+    items: queue.Queue[T | _End] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def emit(item: T | _End[T]) -> None:
+    def emit(item: T | _End) -> None:
         while not stop.is_set():
             try:
                 items.put(item, timeout=_POLL_SECONDS)

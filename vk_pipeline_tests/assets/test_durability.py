@@ -55,7 +55,9 @@ def remaining_lower_bound(p: Pipeline, synced: set[tuple[int, int]]) -> int:
     return 1 + math.ceil(walls / PACK) + math.ceil(pages / PACK)
 
 
-def quota_limited(emulator_factory, database_url, world: World, instance, method: str, calls: int):
+def quota_limited(
+    emulator_factory, database_url, world: World, instance, method: str, calls: int
+) -> Pipeline:
     """A pipeline whose token may call `method` only `calls` times today."""
     quotas = {DEMO_TOKEN: {method: calls}}
     return new_pipeline(emulator_factory, database_url, world, instance, token_quotas=quotas)
