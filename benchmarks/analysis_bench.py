@@ -30,11 +30,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import psycopg
-from search_bench import NOW, Generator, drop_database, fresh_database, load_groups
+from search_bench import NOW, Generator, load_groups
 
 from vk_pipeline.assets.analysis import ANALYSIS_TABLES, analysis_assets
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 from vk_pipeline.storage import PostgresResource, embedded_database_url
+from vk_pipeline.testing.databases import create_database, drop_database
 
 GROUP = 300_001
 KEYS = {
@@ -212,7 +213,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     admin_url = args.database_url or embedded_database_url(dbname="postgres")
-    url = fresh_database(admin_url, "vkanalysis")
+    url = create_database(admin_url, "vkanalysis")
     try:
         pg = PostgresResource(database_url=url)
         pg.ensure_schema()

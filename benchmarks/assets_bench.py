@@ -14,18 +14,14 @@ import argparse
 import warnings
 
 import dagster as dg
-from harness import (
-    EmulatorProcess,
-    as_of,
-    crawl,
-    matches_truth,
-    metadata,
-    resources,
-    scratch_database,
-)
 
-from vk_pipeline.emulator import World, WorldSpec
+from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec
 from vk_pipeline.emulator.truth import comment_pages, lower_bound_calls, requests_for
+from vk_pipeline.resources import build_resources
+from vk_pipeline.testing.crawl import as_of, crawl, metadata
+from vk_pipeline.testing.databases import scratch_database
+from vk_pipeline.testing.processes import EmulatorProcess
+from vk_pipeline.testing.truth import matches_truth
 
 
 def busy_rate(stats: dict) -> float:
@@ -58,8 +54,12 @@ def main() -> None:
         scratch_database(args.database_url) as url,
         dg.instance_for_test() as instance,
     ):
-        res = resources(
-            url, server.base_url, requests_per_second=args.rate, concurrency=args.concurrency
+        res = build_resources(
+            database_url=url,
+            vk_api_base_url=server.base_url,
+            tokens=DEMO_TOKEN,
+            requests_per_second=args.rate,
+            concurrency=args.concurrency,
         )
         keys = [str(g) for g in world.group_ids()]
         stats = world.stats()

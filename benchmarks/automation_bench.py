@@ -18,29 +18,24 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 import warnings
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import psycopg
-from psycopg import sql
 
 from vk_pipeline.assets import vk_assets
+from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.automation import build_group_file_sensor, daily_refresh, group_lists
 from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
 from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline.storage import (
-    PostgresIOManager,
-    PostgresResource,
-    close_pools,
-    resolve_database_url,
-    with_dbname,
-)
-from vk_pipeline.vk import VKResource
+from vk_pipeline.resources import build_resources
+from vk_pipeline.storage import close_pools, resolve_database_url
+from vk_pipeline.testing.databases import scratch_database
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 FILES = 10
@@ -107,19 +102,19 @@ def sensor_figures(url: str, rate: float, seed: int) -> list[tuple[str, str, str
     ):
         folder = Path(tmp)
         distinct, rejected = write_files(world, folder)
-        postgres = PostgresResource(database_url=url)
-        postgres.ensure_schema()
-        resources = {
-            "vk": VKResource(
-                access_token=DEMO_TOKEN, api_base_url=server.base_url, requests_per_second=rate
-            ),
-            "postgres": postgres,
-            "io_manager": PostgresIOManager(postgres=postgres),
-        }
+        resources = build_resources(
+            database_url=url,
+            tokens=DEMO_TOKEN,
+            vk_api_base_url=server.base_url,
+            requests_per_second=rate,
+        )
+        resources["postgres"].ensure_schema()
         sensor = build_group_file_sensor(folder=folder, settle=0)
-        job = dg.define_asset_job("crawl_groups", selection=dg.AssetSelection.assets(*vk_assets))
         defs = dg.Definitions(
-            assets=[*vk_assets, group_lists], jobs=[job], sensors=[sensor], resources=resources
+            assets=[*vk_assets, group_lists, *analysis_assets],
+            jobs=[crawl_job],
+            sensors=[sensor],
+            resources=resources,
         )
         launched: set[str] = set()
         cursor = None
@@ -287,31 +282,18 @@ def main() -> None:
     # The real code location reads these when the scheduler loads it; the schedule needs neither.
     os.environ.setdefault("VK_ACCESS_TOKEN", DEMO_TOKEN)
     admin = resolve_database_url(args.database_url)
-    dbname = f"vk_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    url = with_dbname(admin, dbname)
-    os.environ.setdefault("DATABASE_URL", url)
-    # A URL-form server gets a Postgres-backed Dagster instance too; the embedded one stays SQLite.
-    instance_db = f"{dbname}_dagster" if args.database_url else None
-    if instance_db:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(instance_db)))
-    try:
-        rows = sensor_figures(url, args.rate, args.seed)
-        rows += schedule_figures(
-            args.groups, with_dbname(admin, instance_db) if instance_db else None
+    with ExitStack() as stack:
+        url = stack.enter_context(scratch_database(admin))
+        os.environ.setdefault("DATABASE_URL", url)
+        # A URL-form server gets a Postgres-backed Dagster instance too; the embedded one stays
+        # SQLite.
+        instance_url = (
+            stack.enter_context(scratch_database(admin, "vk_bench_dagster"))
+            if args.database_url
+            else None
         )
-    finally:
-        close_pools()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for name in (dbname, instance_db):
-                if name:
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
+        rows = sensor_figures(url, args.rate, args.seed)
+        rows += schedule_figures(args.groups, instance_url)
     print(
         f"emulator at {args.rate:g} requests/s, Postgres {'server' if args.database_url else 'embedded'}"
     )

@@ -1,7 +1,7 @@
 """Rate-budget figures (issue 9), each section from one run of this script:
 
 * shared: one token, three processes at once - two Dagster runs of different groups (each its own
-  process, `vk_pipeline_tests.assets.crawl_child`) and a third plain client - all drawing from
+  process, `vk_pipeline.testing.crawl_child`) and a third plain client - all drawing from
   the budget in Postgres: aggregate requests/s over the busy span / the token's limit, and the
   error-6 responses the emulator counted (it rejects the 4th request in any 1 s window);
 * tokens: one backfill (a ranged run over every group) with three tokens against the same run
@@ -24,21 +24,20 @@ import time
 import warnings
 from pathlib import Path
 
-from harness import EmulatorProcess, crawl_process, matches_truth, scratch_database
-
 from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec
+from vk_pipeline.testing.databases import scratch_database
+from vk_pipeline.testing.processes import EmulatorProcess, crawl_process
+from vk_pipeline.testing.truth import matches_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 3
 THIRD_CLIENT = textwrap.dedent(
     """
     import sys
-    from vk_pipeline.budget import PostgresRateBudget
-    from vk_pipeline.storage import PostgresResource
-    from vk_pipeline.vk import PostRef, VKResource, fetch_comments
+    from vk_pipeline.resources import build_resources
+    from vk_pipeline.vk import PostRef, fetch_comments
     url, base, token, owner, *post_ids = sys.argv[1:]
-    vk = VKResource(access_token=token, api_base_url=base,
-                    budget=PostgresRateBudget(postgres=PostgresResource(database_url=url)))
+    vk = build_resources(database_url=url, tokens=token, vk_api_base_url=base)["vk"]
     with vk.get_client() as client:
         refs = [PostRef(int(owner), int(p)) for p in post_ids]
         print(sum(len(r.comments) for r in fetch_comments(client, refs)))

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from vk_pipeline.budget import SlidingWindowLimiter
 from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
 from vk_pipeline.emulator.truth import lower_bound_calls, requests_for
 from vk_pipeline.vk import (
     PostRef,
-    SlidingWindowLimiter,
     VKClient,
     WallRequest,
     fetch_comments,

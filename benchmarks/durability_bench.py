@@ -20,42 +20,20 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import dagster as dg
 import psycopg
-from harness import (
-    as_of,
-    crawl,
-    duplicates,
-    matches_truth,
-    metadata,
-    resources,
-    scratch_database,
-)
 
-from vk_pipeline.emulator import EmulatorServer, FaultSpec, World, WorldSpec
+from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
 from vk_pipeline.emulator.truth import PACK, comment_pages, wall_pages
-
-ROOT = Path(__file__).resolve().parent.parent
-CHILD = [sys.executable, "-m", "vk_pipeline_tests.assets.crawl_child"]
-# ~10 % of requests fail, spread over every kind the emulator injects. Inside execute, errors
-# 1/9/10 are drawn per inner call, so packs see them more often than whole requests do.
-SOAK = FaultSpec(
-    http_5xx=0.012,
-    slow=0.012,
-    slow_seconds=2.5,
-    drop=0.012,
-    non_json=0.012,
-    truncated=0.012,
-    error_1=0.012,
-    error_6=0.012,
-    error_9=0.012,
-    error_10=0.012,
-)
+from vk_pipeline.resources import build_resources
+from vk_pipeline.testing.crawl import as_of, crawl, metadata
+from vk_pipeline.testing.databases import scratch_database
+from vk_pipeline.testing.faults import SOAK
+from vk_pipeline.testing.processes import crawl_process
+from vk_pipeline.testing.truth import duplicates, matches_truth
 
 
 def row(figure: str, value: str, goal: str = "") -> None:
@@ -95,14 +73,7 @@ def lower_bound(world: World, skip: set[tuple[int, int]] = frozenset()) -> int:
 
 
 def child(url: str, server: EmulatorServer, world: World, rate: float) -> subprocess.Popen:
-    keys = [str(g) for g in world.group_ids()]
-    return subprocess.Popen(
-        [*CHILD, url, server.base_url, as_of(world), *keys, "--rate", str(rate)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    return crawl_process(url, server.base_url, world, keys_of(world), rate=rate)
 
 
 def kill_section(admin: str | None, comments: int) -> None:
@@ -126,7 +97,10 @@ def kill_section(admin: str | None, comments: int) -> None:
         bound = lower_bound(world, synced)
         server.reset_stats()
         result, seconds = crawl(
-            instance, resources(url, server.base_url), keys_of(world), {"as_of": as_of(world)}
+            instance,
+            build_resources(database_url=url, vk_api_base_url=server.base_url, tokens=DEMO_TOKEN),
+            keys_of(world),
+            {"as_of": as_of(world)},
         )
         requests = server.stats()["http_requests"]
         row("kill -9 at", f"{at_kill:,} of {total:,} comments stored ({at_kill / total:.0%})")
@@ -166,7 +140,13 @@ def soak_section(admin: str | None) -> None:
         ):
             if faults is not None:
                 server.set_faults("*", faults)
-            res = resources(url, server.base_url, requests_per_second=30, timeout_seconds=2.0)
+            res = build_resources(
+                database_url=url,
+                vk_api_base_url=server.base_url,
+                tokens=DEMO_TOKEN,
+                requests_per_second=30,
+                timeout_seconds=2.0,
+            )
             passes = []
             for day in range(4):
                 if day:
@@ -204,7 +184,12 @@ def staleness_section(admin: str | None) -> None:
         scratch_database(admin) as url,
         dg.instance_for_test() as instance,
     ):
-        res = resources(url, server.base_url, requests_per_second=50)
+        res = build_resources(
+            database_url=url,
+            vk_api_base_url=server.base_url,
+            tokens=DEMO_TOKEN,
+            requests_per_second=50,
+        )
         config = {"verify_days": 7}
         crawl(instance, res, keys_of(world), {**config, "as_of": as_of(world)})
         change = world.advance(

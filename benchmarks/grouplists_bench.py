@@ -23,8 +23,8 @@ from vk_pipeline.grouplists.resolve import CALLS_PER_EXECUTE, GROUPS_PER_CALL
 from vk_pipeline.vk import VKResource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vk_pipeline_tests.fixtures.emulator import SMALL_WORLD
-from vk_pipeline_tests.grouplists.corpus import corpus
+from vk_pipeline.testing.corpus import corpus
+from vk_pipeline.testing.worlds import SMALL_WORLD
 
 
 def spellings(world: World, count: int) -> tuple[str, int]:
@@ -165,7 +165,7 @@ def main() -> None:
     for figure, value, goal_text in rows:
         print(f"| {figure} | {value} | {goal_text} |")
     print()
-    print("corpus (vk_pipeline_tests/grouplists/corpus.py), read and resolved as the sensor does:")
+    print("corpus (vk_pipeline/testing/corpus.py), read and resolved as the sensor does:")
     print("| file | groups registered | lines rejected | expected groups / rejected | equal |")
     print("|---|---|---|---|---|")
     for f, r in zip(files, reports, strict=True):

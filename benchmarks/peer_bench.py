@@ -38,12 +38,14 @@ import jconfig
 import psycopg
 import requests
 import vk_api
-from harness import crawl, resources, scratch_database
 from vk_api.requests_pool import VkRequestsPool
 from vk_api.tools import VkTools
 
 from vk_pipeline.emulator import EmulatorServer, World, WorldSpec
 from vk_pipeline.emulator.truth import lower_bound_calls, requests_for
+from vk_pipeline.resources import build_resources
+from vk_pipeline.testing.crawl import crawl
+from vk_pipeline.testing.databases import scratch_database
 
 VK_METHOD_URL = "https://api.vk.ru/method/"
 COMMENT_PARAMS = {"count": 100, "need_likes": 1, "preview_length": 0, "thread_items_count": 10}
@@ -197,7 +199,9 @@ def run_pipeline(
         scratch_database(admin_url, prefix="vk_peer") as url,
         dg.instance_for_test() as instance,
     ):
-        res = resources(url, base_url, token, requests_per_second=rate)
+        res = build_resources(
+            database_url=url, vk_api_base_url=base_url, tokens=token, requests_per_second=rate
+        )
         result, _seconds = crawl(instance, res, [str(g) for g in world.group_ids()])
         out = Collected(failures=0 if result.success else 1)
         with psycopg.connect(url) as conn:

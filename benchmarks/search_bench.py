@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,10 +33,9 @@ from psycopg import sql
 from vk_pipeline.emulator import texts
 from vk_pipeline.storage import (
     PostgresResource,
-    close_pools,
     embedded_database_url,
-    with_dbname,
 )
+from vk_pipeline.testing.databases import create_database, drop_database
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 HISTORY_DAYS = 730
@@ -237,22 +235,6 @@ def comment_frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def fresh_database(admin_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_dbname(admin_url, name)
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    close_pools(url)
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
-        )
-
-
 def load_groups(
     pg: PostgresResource, gen: Generator, sizes: dict[int, int], posts_per_1k: float = 20
 ) -> dict[int, Wall]:
@@ -406,7 +388,7 @@ def main() -> None:
 
     admin_url = args.database_url or embedded_database_url(dbname="postgres")
     first = 200_001
-    url = args.reuse or fresh_database(admin_url, "vksearch")
+    url = args.reuse or create_database(admin_url, "vksearch")
     try:
         pg = PostgresResource(database_url=url)
         pg.ensure_schema()

@@ -1,8 +1,9 @@
 """`python -m vk_pipeline groups check|add|list|remove ...` and `python -m vk_pipeline search ...`.
 
 Thin wrappers: files are read and resolved by `vk_pipeline.grouplists` exactly as the drop-folder
-sensor reads them. VK is reached through `VK_API_BASE_URL` / `VK_ACCESS_TOKEN`, Postgres through
-`DATABASE_URL` (or the embedded server), the Dagster instance through `DAGSTER_HOME`.
+sensor reads them. VK and Postgres are reached through the same resources as every run (`vk_pipeline.resources`:
+`VK_API_BASE_URL`, the token pool, the shared rate budget in `DATABASE_URL` or the embedded
+server), the Dagster instance through `DAGSTER_HOME`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from vk_pipeline import resources
 from vk_pipeline.grouplists import (
     GroupRegistry,
     ParsedFile,
@@ -29,7 +32,8 @@ from vk_pipeline.grouplists import (
     resolve,
 )
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline.vk import VK_API_URL, VKClient, VKError, VKResource
+from vk_pipeline.resources import ENV_TOKEN, ENV_TOKENS
+from vk_pipeline.vk import VKClient, VKError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 CLI_SOURCE = "command line"
@@ -42,21 +46,20 @@ class CliError(Exception):
 # -- the outside world ------------------------------------------------------------------------
 
 
-def vk_client() -> VKClient:
-    token = os.environ.get("VK_ACCESS_TOKEN")
-    if not token:
+@contextmanager
+def vk_client() -> Iterator[VKClient]:
+    """The client every entry point uses: the whole token pool, the shared rate budget."""
+    if not (os.environ.get(ENV_TOKENS) or os.environ.get(ENV_TOKEN)):
         raise CliError(
-            "VK_ACCESS_TOKEN is not set: communities are resolved through the VK API "
-            "(for the local emulator, see `make dev`)"
+            f"{ENV_TOKEN} (or {ENV_TOKENS}) is not set: communities are resolved through the VK "
+            "API (for the local emulator, see `make dev`)"
         )
-    base = os.environ.get("VK_API_BASE_URL") or VK_API_URL
-    return VKResource(access_token=token, api_base_url=base).get_client()
+    with resources.vk_client() as client:
+        yield client
 
 
 def registry() -> GroupRegistry:
-    from vk_pipeline.storage import PostgresResource
-
-    return GroupRegistry(PostgresResource())
+    return GroupRegistry(resources.build_resources()["postgres"])
 
 
 def instance() -> Any:

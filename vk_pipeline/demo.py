@@ -18,10 +18,9 @@ import dagster as dg
 import psycopg
 
 from vk_pipeline import local
+from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 STORED_SQL = """
 SELECT g.id, coalesce(g.name, '') AS name, g.status,
@@ -43,14 +42,14 @@ def run_crawl(
     `as_of` sets the crawl's clock (the emulator's world keeps its own)."""
     from vk_pipeline.definitions import defs
 
-    job = defs.resolve_job_def("crawl_groups")
+    job = defs.resolve_job_def(crawl_job.name)
     started = time.monotonic()
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if as_of is not None:
         run_config["ops"] = {op: {"config": {"as_of": as_of}} for op in ("posts", "comments")}
     result = job.execute_in_process(
         instance=instance,
-        tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+        tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
         run_config=run_config,
     )
     print_checks(result)

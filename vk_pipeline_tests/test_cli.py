@@ -18,8 +18,9 @@ import pytest
 from vk_pipeline.automation import build_group_file_sensor
 from vk_pipeline.cli import main
 from vk_pipeline.emulator import DEMO_TOKEN, World
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline_tests.grouplists.corpus import Cast, corpus
+from vk_pipeline.testing.corpus import Cast, corpus
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,15 +115,13 @@ def test_add_registers_and_the_sensor_loads(env: dg.DagsterInstance, small_world
     drops = tmp_path / "drops"
     drops.mkdir()
     sensor = build_group_file_sensor(folder=drops, settle=0)
-    from vk_pipeline.storage import PostgresResource
-    from vk_pipeline.vk import VKResource
-    from vk_pipeline_tests.automation.conftest import crawl_job
+    from vk_pipeline.definitions import defs as production
+    from vk_pipeline.resources import build_resources
 
-    resources = {
-        "postgres": PostgresResource(),
-        "vk": VKResource(access_token=DEMO_TOKEN, api_base_url=os.environ["VK_API_BASE_URL"]),
-    }
-    defs = dg.Definitions(jobs=[crawl_job()], sensors=[sensor], resources=resources)
+    resources = build_resources()  # the environment's database, VK endpoint and token
+    defs = dg.Definitions(
+        assets=production.assets, jobs=[crawl_job], sensors=[sensor], resources=resources
+    )
     with dg.build_sensor_context(instance=env, definitions=defs, resources=resources) as context:
         result = sensor(context)
     assert {r.tags["vk_pipeline/trigger"] for r in result.run_requests} == {"groups_add"}
@@ -162,10 +161,11 @@ def test_list_and_remove(env: dg.DagsterInstance, small_world, tmp_path, databas
 
 def test_missing_configuration_is_explained(monkeypatch, tmp_path):
     monkeypatch.delenv("VK_ACCESS_TOKEN", raising=False)
+    monkeypatch.delenv("VK_ACCESS_TOKENS", raising=False)
     path = tmp_path / "a.txt"
     path.write_text("club1\n")
     code, _, err = cli("groups", "check", str(path))
-    assert code == 2 and "VK_ACCESS_TOKEN is not set" in err
+    assert code == 2 and "VK_ACCESS_TOKEN (or VK_ACCESS_TOKENS) is not set" in err
 
 
 def test_search_is_dispatched(capsys):

@@ -2,7 +2,10 @@
 
 import dagster as dg
 
+from vk_pipeline.automation import daily_refresh, group_file_sensor
+from vk_pipeline.budget.postgres import PostgresRateBudget
 from vk_pipeline.definitions import defs
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import group_partitions
 
 
@@ -44,9 +47,21 @@ def test_assets_are_partitioned_by_group_and_described():
 
 
 def test_crawl_job_covers_the_assets_their_checks_and_the_analysis():
-    job = defs.resolve_job_def("crawl_groups")
+    job = defs.resolve_job_def(crawl_job.name)
     assert job.partitions_def == group_partitions
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
     assert selected == VK_ASSETS | ANALYSIS_ASSETS
     checked = {k.asset_key.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
     assert checked == VK_ASSETS
+
+
+def test_the_automation_launches_the_crawl_job_object():
+    assert group_file_sensor.job is crawl_job
+    assert daily_refresh.job is crawl_job
+
+
+def test_the_code_location_runs_on_the_shared_budget():
+    vk = defs.resources["vk"]
+    assert isinstance(vk.budget, PostgresRateBudget)
+    # The token is a secret resolved at launch, never a value in the UI's resource config.
+    assert isinstance(vk.access_token, dg.EnvVar)

@@ -22,8 +22,10 @@ from dagster_graphql import DagsterGraphQLClient
 
 from vk_pipeline.dev import fail_leftover_runs, free_port
 from vk_pipeline.emulator import World
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.local import demo_world, sqlalchemy_postgres_url
-from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
+from vk_pipeline.testing.crawl import range_tags
+from vk_pipeline.testing.databases import create_database, drop_database
 from vk_pipeline_tests.fixtures.processes import SESSION_ENV, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,11 +98,8 @@ def test_a_queued_range_run_succeeds_through_the_daemon_on_postgres_storage(
     keys = [str(g) for g in World(demo_world()).group_ids()][:3]
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     run_id = client.submit_job_execution(
-        "crawl_groups",
-        tags={
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-        },
+        crawl_job.name,
+        tags=range_tags(keys),
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -135,9 +134,9 @@ def test_a_queued_range_run_succeeds_through_the_daemon_on_postgres_storage(
 def test_make_dev_fails_runs_a_previous_session_left_running(dagster_database):
     storage = {"postgres": {"postgres_url": sqlalchemy_postgres_url(dagster_database)}}
     with dg.instance_for_test(overrides={"storage": storage}) as instance:
-        left = dg.DagsterRun(job_name="crawl_groups", run_id=str(uuid.uuid4()))
+        left = dg.DagsterRun(job_name=crawl_job.name, run_id=str(uuid.uuid4()))
         instance.add_run(left._replace(status=dg.DagsterRunStatus.STARTED))
-        done = dg.DagsterRun(job_name="crawl_groups", run_id=str(uuid.uuid4()))
+        done = dg.DagsterRun(job_name=crawl_job.name, run_id=str(uuid.uuid4()))
         instance.add_run(done._replace(status=dg.DagsterRunStatus.SUCCESS))
         assert fail_leftover_runs(instance) == 1
         assert instance.get_run_by_id(left.run_id).status == dg.DagsterRunStatus.FAILURE

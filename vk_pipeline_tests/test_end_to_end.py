@@ -33,7 +33,7 @@ from vk_pipeline.dev import LOCATION_NAME, Stack, free_port, stop_process_group
 from vk_pipeline.emulator import World, WorldSpec
 from vk_pipeline.local import sqlalchemy_postgres_url
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
+from vk_pipeline.testing.databases import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"

@@ -18,8 +18,8 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 
 from vk_pipeline import dev, local
+from vk_pipeline.testing.databases import create_database, drop_database
 from vk_pipeline_tests.deployfiles import dockerfile_env, dockerfile_instruction
-from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -18,10 +18,12 @@ import pytest
 from psycopg import sql
 
 from vk_pipeline.emulator import FaultSpec, World, WorldSpec
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.local import sqlalchemy_postgres_url
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.testing.crawl import range_tags
+from vk_pipeline.testing.databases import create_database, drop_database
 from vk_pipeline.vk import fingerprint
-from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "vk1.a.S3CRET-token-text-that-must-never-leak-0123456789"
@@ -75,14 +77,11 @@ def run_job(home: Path, dagster_url: str, data_url: str, base_url: str, keys: li
         "VK_ACCESS_TOKEN": TOKEN,
     }
     env.pop("VK_ACCESS_TOKENS", None)
-    tags = {
-        "dagster/asset_partition_range_start": keys[0],
-        "dagster/asset_partition_range_end": keys[-1],
-    }
+    tags = range_tags(keys)
     return subprocess.run(
         [
             str(Path(sys.executable).parent / "dagster"),
-            *("job", "execute", "-m", "vk_pipeline.definitions", "-j", "crawl_groups"),
+            *("job", "execute", "-m", "vk_pipeline.definitions", "-j", crawl_job.name),
             *("--tags", json.dumps(tags)),
         ],
         cwd=ROOT,

@@ -16,10 +16,10 @@ import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
 from vk_pipeline.automation.chunks import ranged_run_requests
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 
 SCHEDULE_NAME = "daily_refresh"
-CRAWL_JOB = "crawl_groups"
 ENV_CRON = "VK_PIPELINE_REFRESH_CRON"
 ENV_TIMEZONE = "VK_PIPELINE_REFRESH_TIMEZONE"
 DEFAULT_CRON = "0 3 * * *"
@@ -66,7 +66,7 @@ def build_daily_refresh(
         name=SCHEDULE_NAME,
         cron_schedule=cron or refresh_cron(),
         execution_timezone=tz,
-        job_name=CRAWL_JOB,
+        job=crawl_job,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Re-crawls every registered group once a day, at most 50 groups per run.",
     )

@@ -35,12 +35,12 @@ from vk_pipeline.grouplists import (
     check_files,
     parse_bytes,
 )
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 from vk_pipeline.storage import PostgresResource
 from vk_pipeline.vk import VKError, VKResource
 
 SENSOR_NAME = "group_file_sensor"
-CRAWL_JOB = "crawl_groups"
 FILE_TAG = "vk_pipeline/group_file"
 SHA_TAG = "vk_pipeline/group_file_sha256"
 LIST_TAG = "vk_pipeline/group_list"
@@ -245,7 +245,7 @@ def build_group_file_sensor(
 
     @dg.sensor(
         name=name,
-        job_name=CRAWL_JOB,
+        job=crawl_job,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Registers the groups of files dropped into the drop folder and loads the new ones.",

@@ -1,4 +1,5 @@
-"""The VK API client: throttle, error classes, execute batching, paging, accounting."""
+"""The VK API client: error classes, execute batching, paging, accounting; it asks a rate budget
+(`vk_pipeline.budget`) before every request."""
 
 from vk_pipeline.vk.client import VK_API_URL, VK_API_VERSION, Call, VKClient, vkscript
 from vk_pipeline.vk.errors import (
@@ -22,9 +23,8 @@ from vk_pipeline.vk.paging import (
     fetch_wall,
     fetch_walls,
 )
-from vk_pipeline.vk.resource import RateBudget, VKResource
+from vk_pipeline.vk.resource import VKResource
 from vk_pipeline.vk.stats import ClientStats
-from vk_pipeline.vk.throttle import RateLimiter, SlidingWindowLimiter
 from vk_pipeline.vk.tokens import TokenPool, fingerprint, split_tokens
 
 __all__ = [
@@ -38,9 +38,6 @@ __all__ = [
     "GroupResult",
     "ObjectError",
     "PostRef",
-    "RateBudget",
-    "RateLimiter",
-    "SlidingWindowLimiter",
     "TokenPool",
     "VKClient",
     "VKError",

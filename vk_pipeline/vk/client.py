@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from vk_pipeline.budget import RateLimiter
 from vk_pipeline.vk.errors import (
     RESPONSE_TOO_BIG,
     ErrorClass,
@@ -26,7 +27,6 @@ from vk_pipeline.vk.errors import (
     classify,
 )
 from vk_pipeline.vk.stats import ClientStats
-from vk_pipeline.vk.throttle import RateLimiter
 from vk_pipeline.vk.tokens import TOKEN_ERROR_CODES, TokenPool, split_tokens
 
 VK_API_URL = "https://api.vk.ru/method"

@@ -1,33 +1,14 @@
-"""The Dagster resources that hand assets a configured VK client and its rate budget."""
+"""The Dagster resource that hands assets a configured VK client drawing on a rate budget."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import dagster as dg
 from pydantic import Field
 
+from vk_pipeline.budget import RateBudget
 from vk_pipeline.vk.client import VK_API_URL, VK_API_VERSION, VKClient
-from vk_pipeline.vk.throttle import RateLimiter, SlidingWindowLimiter
-
-_limiters: dict[tuple[float, float], RateLimiter] = {}
-_limiters_lock = threading.Lock()
-
-
-class RateBudget(dg.ConfigurableResource):
-    """Where the rate budget of the tokens lives: here, in this process.
-
-    One limiter per rate per process, keyed by token fingerprint inside, so two clients of one
-    token in a process never double its rate. `vk_pipeline.budget.PostgresRateBudget` shares the
-    budget with every process on every machine that uses the same database."""
-
-    def limiter(self, requests_per_second: float, margin: float) -> RateLimiter:
-        key = (requests_per_second, margin)
-        with _limiters_lock:
-            if key not in _limiters:
-                _limiters[key] = SlidingWindowLimiter(requests_per_second, margin=margin)
-            return _limiters[key]
 
 
 class VKResource(dg.ConfigurableResource):

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
 
-from vk_pipeline.assets import vk_assets
-from vk_pipeline.budget import PostgresRateBudget
-from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
+from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline.storage import PostgresIOManager, PostgresResource
-from vk_pipeline.vk import VKResource
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-WORLD = WorldSpec(seed=5, groups=3, posts=240, comments=4000, special_groups=True)
+from vk_pipeline.resources import build_resources
+from vk_pipeline.testing import crawl
+from vk_pipeline.testing.worlds import ASSETS_WORLD as WORLD
 
 
 @dataclass
@@ -37,25 +31,20 @@ class Pipeline:
 
     @property
     def as_of(self) -> str:
-        """The world's clock: the crawl measures its windows from it, as from VK's own time."""
-        return datetime.fromtimestamp(self.world.now, UTC).isoformat()
+        return crawl.as_of(self.world)
 
     def run_config(self, **config: Any) -> dict[str, Any]:
         config.setdefault("as_of", self.as_of)
-        return {"ops": {name: {"config": config} for name in ("posts", "comments")}}
+        return crawl.crawl_run_config(config)
 
     def crawl(
         self, keys: list[str] | None = None, *, raise_on_error: bool = True, **config: Any
     ) -> dg.ExecuteInProcessResult:
-        keys = keys or self.keys
-        return dg.materialize(
-            vk_assets,
-            instance=self.instance,
-            resources=self.resources,
-            run_config=self.run_config(**config),
-            tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
-            raise_on_error=raise_on_error,
+        config.setdefault("as_of", self.as_of)
+        result, _ = crawl.crawl(
+            self.instance, self.resources, keys or self.keys, config, raise_on_error=raise_on_error
         )
+        return result
 
     def query(self, sql: str, *params: Any) -> list[tuple]:
         with psycopg.connect(self.database_url) as conn:
@@ -69,19 +58,14 @@ def make_pipeline(
     instance: dg.DagsterInstance,
     **vk_config: Any,
 ) -> Pipeline:
-    postgres = PostgresResource(database_url=database_url)
-    vk_config.setdefault("access_token", DEMO_TOKEN)
     vk_config.setdefault("requests_per_second", 1000)
-    resources = {
-        # The production wiring: the tokens' budget and quotas live in this test's database.
-        "vk": VKResource(
-            api_base_url=server.base_url,
-            budget=PostgresRateBudget(postgres=postgres),
-            **vk_config,
-        ),
-        "postgres": postgres,
-        "io_manager": PostgresIOManager(postgres=postgres),
-    }
+    # The production wiring: the tokens' budget and quotas live in this test's database.
+    resources = build_resources(
+        database_url=database_url,
+        tokens=vk_config.pop("access_token", DEMO_TOKEN),
+        vk_api_base_url=server.base_url,
+        **vk_config,
+    )
     pipeline = Pipeline(world, server, database_url, instance, resources)
     instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, pipeline.keys)
     return pipeline

@@ -16,7 +16,8 @@ import pytest
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.emulator import World
-from vk_pipeline_tests.assets.conftest import RANGE_END, RANGE_START, Pipeline
+from vk_pipeline.testing.crawl import range_tags
+from vk_pipeline_tests.assets.conftest import Pipeline
 
 ANALYSIS = dg.AssetSelection.groups("analysis")
 TABLE_KEYS = {
@@ -37,7 +38,7 @@ def run(
         resources=p.resources,
         selection=selection,
         run_config=run_config,
-        tags={RANGE_START: p.keys[0], RANGE_END: p.keys[-1]},
+        tags=range_tags(p.keys),
     )
     assert result.success
     return result

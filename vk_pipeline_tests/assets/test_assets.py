@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from vk_pipeline.emulator import World
+from vk_pipeline.testing.databases import create_database, drop_database
 from vk_pipeline_tests.assets.conftest import (
     EVERYTHING,
     Pipeline,
@@ -13,7 +14,6 @@ from vk_pipeline_tests.assets.conftest import (
     make_pipeline,
     materialization,
 )
-from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
 
 
 def test_first_load_equals_truth_for_groups_of_every_kind(pipeline: Pipeline):

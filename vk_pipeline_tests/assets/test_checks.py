@@ -13,8 +13,9 @@ import pytest
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.assets.checks import CHECKS, vk_checks
-from vk_pipeline.definitions import crawl_job
-from vk_pipeline_tests.assets.conftest import RANGE_END, RANGE_START, Pipeline
+from vk_pipeline.jobs import crawl_job
+from vk_pipeline.testing.crawl import range_tags
+from vk_pipeline_tests.assets.conftest import Pipeline
 
 ALL = [*vk_assets, *analysis_assets, *vk_checks]
 
@@ -29,7 +30,7 @@ def run(
         instance=p.instance,
         resources=p.resources,
         selection=selection,
-        tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+        tags=range_tags(keys),
     )
 
 
@@ -203,7 +204,7 @@ def test_the_crawl_job_runs_checks_and_analysis_for_one_partition(pipeline: Pipe
         jobs=[crawl_job],
         resources=pipeline.resources,
     )
-    result = defs.resolve_job_def("crawl_groups").execute_in_process(
+    result = defs.resolve_job_def(crawl_job.name).execute_in_process(
         instance=pipeline.instance, partition_key=key
     )
     assert result.success

@@ -16,9 +16,10 @@ import dagster as dg
 import psycopg
 import pytest
 
-from vk_pipeline.emulator import DEMO_TOKEN, FaultSpec, World, WorldSpec
+from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec
 from vk_pipeline.emulator.texts import HOSTILE
 from vk_pipeline.emulator.truth import PACK, comment_pages, wall_pages
+from vk_pipeline.testing.faults import SOAK
 from vk_pipeline_tests.assets.conftest import (
     Pipeline,
     assert_database_equals_truth,
@@ -90,7 +91,7 @@ def test_kill_9_mid_comments_then_a_rerun_resumes(emulator_factory, database_url
         def crawl_process() -> subprocess.Popen:
             return subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "vk_pipeline_tests.assets.crawl_child"),
+                    *(sys.executable, "-m", "vk_pipeline.testing.crawl_child"),
                     *(database_url, p.server.base_url, p.as_of, *p.keys, "--margin", "0.25"),
                 ],
                 cwd=ROOT,
@@ -185,20 +186,6 @@ def test_a_wall_cut_off_mid_listing_is_listed_to_its_end_by_the_next_run(
             "SELECT max(date) FROM vk.posts WHERE NOT is_pinned AND NOT is_deleted"
         )
         assert through == newest
-
-
-SOAK = FaultSpec(
-    http_5xx=0.012,
-    slow=0.012,
-    slow_seconds=1.5,
-    drop=0.012,
-    non_json=0.012,
-    truncated=0.012,
-    error_1=0.012,
-    error_6=0.012,
-    error_9=0.012,
-    error_10=0.012,
-)
 
 
 def test_faults_of_every_kind_leave_the_database_equal_to_vk(emulator_factory, database_url):

@@ -19,14 +19,16 @@ import psycopg
 import pytest
 
 from vk_pipeline.assets import vk_assets
+from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.automation import build_group_file_sensor, group_lists
 from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
 from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
 from vk_pipeline.grouplists import GroupRegistry
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline.storage import PostgresIOManager, PostgresResource
-from vk_pipeline.vk import VKResource
-from vk_pipeline_tests.fixtures.postgres import create_database, drop_database
+from vk_pipeline.resources import build_resources
+from vk_pipeline.storage import PostgresResource
+from vk_pipeline.testing.databases import create_database, drop_database
 
 # Enough communities for files that need several runs.
 AUTOMATION_WORLD = WorldSpec(seed=21, groups=130, posts=260, comments=400, special_groups=True)
@@ -37,19 +39,14 @@ def automation_world() -> World:
     return World(AUTOMATION_WORLD)
 
 
-def crawl_job() -> Any:
-    return dg.define_asset_job("crawl_groups", selection=dg.AssetSelection.assets(*vk_assets))
-
-
 def resources_for(server: EmulatorServer, database_url: str, **vk: Any) -> dict[str, Any]:
-    postgres = PostgresResource(database_url=database_url)
-    return {
-        "vk": VKResource(
-            access_token=DEMO_TOKEN, api_base_url=server.base_url, requests_per_second=1000, **vk
-        ),
-        "postgres": postgres,
-        "io_manager": PostgresIOManager(postgres=postgres),
-    }
+    return build_resources(
+        database_url=database_url,
+        tokens=DEMO_TOKEN,
+        vk_api_base_url=server.base_url,
+        requests_per_second=1000,
+        **vk,
+    )
 
 
 @dataclass
@@ -73,8 +70,8 @@ class Harness:
     @property
     def defs(self) -> dg.Definitions:
         return dg.Definitions(
-            assets=[*vk_assets, group_lists],
-            jobs=[crawl_job()],
+            assets=[*vk_assets, group_lists, *analysis_assets],
+            jobs=[crawl_job],
             sensors=[self.sensor],
             resources=self.resources,
         )

@@ -13,8 +13,8 @@ from vk_pipeline.automation.events import GROUP_LISTS_KEY
 from vk_pipeline.automation.sensors import FILE_TAG, LIST_TAG, SHA_TAG, Cursor
 from vk_pipeline.emulator import FaultSpec
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.testing.corpus import PNG_BYTES
 from vk_pipeline_tests.automation.conftest import Harness
-from vk_pipeline_tests.grouplists.corpus import PNG_BYTES
 
 
 def ids(h: Harness, start: int, count: int) -> list[int]:

@@ -9,8 +9,8 @@ import pytest
 
 from vk_pipeline.emulator import DEMO_TOKEN, World
 from vk_pipeline.grouplists import FileReport, check_files, load
+from vk_pipeline.testing.corpus import CorpusFile, corpus
 from vk_pipeline.vk import VKClient, VKResource
-from vk_pipeline_tests.grouplists.corpus import CorpusFile, corpus
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from vk_pipeline.emulator import World
 from vk_pipeline.grouplists import Ref, parse_bytes
 from vk_pipeline.grouplists.reader import MAX_LINE_CHARS, read_file
-from vk_pipeline_tests.grouplists.corpus import PNG_BYTES, Cast, big_lines, corpus
+from vk_pipeline.testing.corpus import PNG_BYTES, Cast, big_lines, corpus
 
 
 def refs(data: bytes, name: str = "list.txt") -> list[tuple[int, Ref]]:

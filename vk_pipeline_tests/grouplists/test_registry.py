@@ -10,8 +10,8 @@ import pytest
 from vk_pipeline.emulator import DEMO_TOKEN, World
 from vk_pipeline.grouplists import FileReport, GroupRegistry, check_files, parse_bytes
 from vk_pipeline.storage import PostgresResource
+from vk_pipeline.testing.corpus import Cast, corpus
 from vk_pipeline.vk import VKClient, VKResource
-from vk_pipeline_tests.grouplists.corpus import Cast, corpus
 
 
 @pytest.fixture

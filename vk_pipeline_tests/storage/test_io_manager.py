@@ -8,11 +8,10 @@ import pandas as pd
 import pytest
 
 from vk_pipeline.storage import FrameStream, PostgresIOManager, PostgresResource, TableWrite
+from vk_pipeline.testing.crawl import range_tags
 from vk_pipeline_tests.fixtures.postgres import comment_rows, group_rows, post_rows
 
 PARTS = dg.DynamicPartitionsDefinition(name="test_groups")
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 SEEN: dict[str, Any] = {}
 
 
@@ -138,7 +137,7 @@ def test_unpartitioned_then_partitioned_runs(
         selection=[wall, comments],
         instance=instance,
         resources=resources,
-        tags={RANGE_START: "2", RANGE_END: "3"},
+        tags=range_tags(["2", "3"]),
     )
     assert result.success
     meta = _meta(result, "comments")
@@ -208,7 +207,7 @@ def test_replace_mode_and_none_output(
         selection=[wall, comments],
         instance=instance,
         resources=resources,
-        tags={RANGE_START: "1", RANGE_END: "2"},
+        tags=range_tags(["1", "2"]),
     )
     result = dg.materialize(
         assets,

