@@ -1,25 +1,19 @@
-import time
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from vk_pipeline.assets.common import (
     VK_ASSET,
     CrawlConfig,
-    Progress,
     failing_fast,
     group_ids,
-    lookback_start,
     preview,
-    run_metadata,
 )
-from vk_pipeline.assets.prefetch import Emit, prefetched
+from vk_pipeline.assets.prefetch import Emit
+from vk_pipeline.assets.refresh import POST_DELETED, deleted_not_settled, never_synced_empty
 from vk_pipeline.assets.rows import (
     COMMENT_COLUMNS,
     COMMENT_TOMBSTONE_COLUMNS,
@@ -28,12 +22,12 @@ from vk_pipeline.assets.rows import (
     frame,
     tombstone,
 )
+from vk_pipeline.assets.stream import CrawlStream
 from vk_pipeline.storage import COMMIT, FrameStream, PostgresResource, TableWrite
 from vk_pipeline.vk import (
     CommentsResult,
     Cost,
     PostRef,
-    VKClient,
     VKResource,
     fetch_comments,
 )
@@ -55,65 +49,7 @@ POST_INPUT_COLUMNS = [
     "comments_status",
     "is_deleted",
 ]
-POST_DELETED = "post_deleted"
 STORED_COLUMNS = ["owner_id", "post_id", "id", "is_deleted"]
-
-
-def _phase_seconds(owner: pd.Series, post_id: pd.Series, period: float) -> np.ndarray:
-    """A fixed point in each post's verification cycle, spread evenly by a hash of its key."""
-    key = post_id.to_numpy(dtype=np.uint64) * np.uint64(2654435761) + owner.abs().to_numpy(
-        dtype=np.uint64
-    ) * np.uint64(40503)
-    return (key % np.uint64(1_000_003)).astype(np.float64) / 1_000_003 * period
-
-
-def due_for_verification(posts: pd.DataFrame, now: datetime, verify_days: float) -> pd.Series:
-    """Posts whose verification cycle turned since their last sync.
-
-    Each post has a fixed phase in a cycle of `verify_days`; it is due once the cycle has passed
-    its phase since it was last verified. So every post is re-read within `verify_days` of its
-    last sync, and because phases are spread evenly, about 1/verify_days of the posts fall due
-    each day instead of all of them on the same day a week after the first load.
-    """
-    synced = posts["comments_synced_at"]
-    if posts.empty:
-        return pd.Series(False, index=posts.index)
-    period = verify_days * 86_400.0
-    phase = _phase_seconds(posts["owner_id"], posts["id"], period)
-    epoch = pd.Timestamp(0, tz="UTC")
-    synced_s = ((synced - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=0)
-    now_s = now.timestamp()
-    turned = np.floor((now_s - phase) / period) > np.floor((synced_s - phase) / period)
-    return pd.Series(turned, index=posts.index) & synced.notna()
-
-
-def posts_to_crawl(posts: pd.DataFrame, config: CrawlConfig, now: datetime) -> pd.DataFrame:
-    """Posts whose comments must be read, with the reason in a `reason` column.
-
-    - `changed`: VK's count differs from the count at the last sync (or there was none);
-    - `recent`: inside the lookback window, where edits and deletions are frequent;
-    - `stale`: its verification cycle turned (bounded staleness for silent changes);
-    - `probe`: VK shows no comments and can_post 0; one call tells closed (212) from empty.
-    Recent and stale posts verified within `fresh_hours` are skipped: a rerun resumes.
-    """
-    live = posts[~posts["is_deleted"].astype(bool)]
-    count = live["comments_count"].fillna(0)
-    synced = live["comments_synced_count"]
-    changed = synced.isna() | (count != synced.fillna(-1))
-    has_any = (count > 0) | (synced.fillna(0) > 0)
-    maybe_closed = synced.isna() & ~live["comments_can_post"].fillna(True).astype(bool)
-    fresh_since = pd.Timestamp(now - timedelta(hours=config.fresh_hours))
-    fresh = live["comments_synced_at"].notna() & (live["comments_synced_at"] >= fresh_since)
-    recent = (live["date"] >= pd.Timestamp(lookback_start(config, now))) & ~fresh
-    stale = due_for_verification(live, now, config.verify_days) & ~fresh
-    reason = pd.Series(None, index=live.index, dtype=object)
-    reason[maybe_closed] = "probe"
-    reason[stale & has_any] = "stale"
-    reason[recent & has_any] = "recent"
-    reason[changed & has_any] = "changed"
-    out = live[reason.notna()].copy()
-    out["reason"] = reason[reason.notna()]
-    return out
 
 
 @dg.asset(
@@ -129,7 +65,7 @@ def comments(
     posts: pd.DataFrame,
 ) -> FrameStream:
     """Every comment and thread reply under the groups' posts, deleted ones kept as tombstones."""
-    crawl = _Crawl(context, config, vk.get_client(warn=context.log.warning), postgres, posts)
+    crawl = _Crawl(context, config, vk, postgres, posts)
     return FrameStream(crawl.chunks(), metadata=crawl.metadata)
 
 
@@ -156,7 +92,7 @@ class _GroupTally:
         }
 
 
-class _Crawl:
+class _Crawl(CrawlStream):
     """Streams commit units of comments for all groups of the run; fills `metadata` as it goes.
 
     Posts of every group go into one `fetch_comments` stream so packs stay full across group
@@ -170,24 +106,17 @@ class _Crawl:
         self,
         context: dg.AssetExecutionContext,
         config: CrawlConfig,
-        client: VKClient,
+        vk: VKResource,
         postgres: PostgresResource,
         posts: pd.DataFrame,
     ) -> None:
-        self.context = context
-        self.config = config
-        self.client = client
-        self.client.execute_batch_size = config.batch_size
+        super().__init__(context, config, vk)
         self.postgres = postgres
         self.posts = posts
-        self.now = config.now()
-        self.metadata: dict[str, Any] = {}
-        self.progress = Progress(context.log.info)
         self.tally: dict[int, _GroupTally] = {}
         self.unreadable: dict[str, str] = {}
 
     def chunks(self) -> Iterator[pd.DataFrame | TableWrite | object]:
-        started = time.monotonic()
         gids = group_ids(self.context)
         self.tally = {gid: _GroupTally() for gid in gids}
         todo: list[PostRef] = []
@@ -196,9 +125,12 @@ class _Crawl:
         gone: list[PostRef] = []
         for gid in gids:
             mine = self.posts[self.posts["group_id"] == gid]
-            syncs.extend(self._empty_posts_synced(gid, mine))
-            gone.extend(self._deleted_posts(gid, mine))
-            crawl = posts_to_crawl(mine, self.config, self.now)
+            syncs.extend(
+                self._sync(PostRef(-gid, int(pid)), 0, "ok", None)
+                for pid in never_synced_empty(mine)["id"]
+            )
+            gone.extend(PostRef(-gid, int(pid)) for pid in deleted_not_settled(mine)["id"])
+            crawl = self.policy.posts_to_crawl(mine)
             refs = [PostRef(-gid, int(pid)) for pid in crawl["id"]]
             vk_count.update(zip(refs, crawl["comments_count"], strict=True))
             todo.extend(refs)
@@ -209,17 +141,13 @@ class _Crawl:
         try:
             yield from self._crawl(todo, vk_count)
         finally:
-            self.metadata.update(
-                run_metadata(
-                    self.client.stats,
-                    started,
-                    **{
-                        k: sum(getattr(t, k) for t in self.tally.values())
-                        for k in ("posts_to_crawl", "posts_crawled", "comments_read", "tombstoned")
-                    },
-                    per_group={str(gid): t.as_metadata() for gid, t in self.tally.items()},
-                    unreadable_posts=dict(list(self.unreadable.items())[:50]),
-                )
+            self.finish(
+                **{
+                    k: sum(getattr(t, k) for t in self.tally.values())
+                    for k in ("posts_to_crawl", "posts_crawled", "comments_read", "tombstoned")
+                },
+                per_group={str(gid): t.as_metadata() for gid, t in self.tally.items()},
+                unreadable_posts=dict(list(self.unreadable.items())[:50]),
             )
 
     # -- the crawl, a unit at a time -------------------------------------------------------------
@@ -237,10 +165,7 @@ class _Crawl:
         unit_comments = 0
         done = 0
         # The prefetch closes (its thread joined) before the client it sends with.
-        with (
-            self.client,
-            closing(prefetched(produce, PREFETCH_POSTS, "vk-comments-prefetch")) as results,
-        ):
+        with self.fetching(produce, PREFETCH_POSTS, "vk-comments-prefetch") as results:
             while True:
                 try:
                     item = next(results)
@@ -355,20 +280,6 @@ class _Crawl:
             if ref in wanted:
                 stored.setdefault(ref, {})[int(cid)] = bool(deleted)
         return stored
-
-    def _empty_posts_synced(self, gid: int, posts: pd.DataFrame) -> list[dict[str, Any]]:
-        """Posts never synced that VK says have no comments: nothing to ask, just mark them."""
-        never = posts[
-            posts["comments_synced_count"].isna()
-            & (posts["comments_count"].fillna(0) == 0)
-            & posts["comments_can_post"].fillna(True).astype(bool)
-            & ~posts["is_deleted"].astype(bool)
-        ]
-        return [self._sync(PostRef(-gid, int(pid)), 0, "ok", None) for pid in never["id"]]
-
-    def _deleted_posts(self, gid: int, posts: pd.DataFrame) -> list[PostRef]:
-        gone = posts[posts["is_deleted"].astype(bool) & (posts["comments_status"] != POST_DELETED)]
-        return [PostRef(-gid, int(pid)) for pid in gone["id"]]
 
     def _orphans_of_deleted_posts(
         self, gone: list[PostRef], syncs: list[dict[str, Any]]

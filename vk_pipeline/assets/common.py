@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, field_validator
 
+from vk_pipeline.assets.refresh import RefreshPolicy
 from vk_pipeline.partitions import InvalidGroupKeyError, group_partitions, invalid_group_keys
 from vk_pipeline.vk import ClientStats, VKFatalError, VKQuotaError
 
@@ -105,9 +106,16 @@ class CrawlConfig(dg.Config):
         stamp = datetime.fromisoformat(self.as_of)
         return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
-
-def lookback_start(config: CrawlConfig, now: datetime) -> datetime:
-    return now - timedelta(days=config.lookback_days)
+    def policy(self) -> RefreshPolicy:
+        """This run's refresh policy, on the crawl's clock."""
+        return RefreshPolicy(
+            now=self.now(),
+            lookback_days=self.lookback_days,
+            verify_days=self.verify_days,
+            fresh_hours=self.fresh_hours,
+            start_date=date.fromisoformat(self.start_date) if self.start_date else None,
+            full_listing=self.full_listing,
+        )
 
 
 def group_ids(context: dg.AssetExecutionContext) -> list[int]:

@@ -1,7 +1,4 @@
-import time
 from collections.abc import Iterator
-from contextlib import closing
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -13,12 +10,11 @@ from vk_pipeline.assets.common import (
     Progress,
     failing_fast,
     group_ids,
-    lookback_start,
     preview,
-    run_metadata,
 )
 from vk_pipeline.assets.groups import groups
-from vk_pipeline.assets.prefetch import Emit, prefetched
+from vk_pipeline.assets.prefetch import Emit
+from vk_pipeline.assets.refresh import newest_post
 from vk_pipeline.assets.rows import (
     POST_COLUMNS,
     TOMBSTONE_COLUMNS,
@@ -27,8 +23,9 @@ from vk_pipeline.assets.rows import (
     post_row,
     tombstone,
 )
+from vk_pipeline.assets.stream import CrawlStream
 from vk_pipeline.storage import COMMIT, FrameStream, PostgresResource, TableWrite
-from vk_pipeline.vk import VKClient, VKResource, WallRequest, WallResult, fetch_walls
+from vk_pipeline.vk import VKResource, WallRequest, WallResult, fetch_walls
 
 # Posts held in memory at once per wall before they are written and committed.
 CHUNK_POSTS = 2_000
@@ -64,7 +61,7 @@ def posts(
     listing = _Listing(
         context,
         config,
-        vk.get_client(warn=context.log.warning),
+        vk,
         stored,
         dict(zip(listed["group_id"].astype(int), listed["listed_through"], strict=True)),
         gids,
@@ -72,46 +69,25 @@ def posts(
     return FrameStream(listing.chunks(), metadata=listing.metadata)
 
 
-class _Listing:
+class _Listing(CrawlStream):
     """Lists the walls of the run's groups; each wall is committed as soon as it is read."""
 
     def __init__(
         self,
         context: dg.AssetExecutionContext,
         config: CrawlConfig,
-        client: VKClient,
+        vk: VKResource,
         stored: pd.DataFrame,
         listed: dict[int, pd.Timestamp | None],
         gids: list[int],
     ) -> None:
-        self.context = context
-        self.config = config
-        self.client = client
-        self.client.execute_batch_size = config.batch_size
+        super().__init__(context, config, vk)
         self.stored = stored
         self.listed = listed
         self.gids = gids
-        self.now = config.now()
-        self.metadata: dict[str, Any] = {}
-        self.progress = Progress(context.log.info)
-
-    def since_by_owner(self) -> dict[int, pd.Timestamp | None]:
-        window = pd.Timestamp(lookback_start(self.config, self.now))
-        start = pd.Timestamp(self.config.start_date, tz="UTC") if self.config.start_date else None
-        since: dict[int, pd.Timestamp | None] = {}
-        for gid in self.gids:
-            through = self.listed.get(gid)
-            if through is None or pd.isna(through) or self.config.full_listing:
-                # Never listed to the end (a first load, or one cut off mid-wall): all of it.
-                since[-gid] = start
-            else:
-                # A windowed refresh: everything since the last complete listing, and the window.
-                since[-gid] = min(through, window)
-        return since
 
     def chunks(self) -> Iterator[pd.DataFrame | object]:
-        started = time.monotonic()
-        since_by_owner = self.since_by_owner()
+        since_by_owner = {-gid: self.policy.list_since(self.listed.get(gid)) for gid in self.gids}
         requests = [
             WallRequest(owner, int(since.timestamp()) if since is not None else None)
             for owner, since in since_by_owner.items()
@@ -120,7 +96,7 @@ class _Listing:
         per_group: dict[str, dict[str, Any]] = {}
         totals = {"posts_read": 0, "tombstoned": 0}
         newest = {
-            gid: _newest(None, self.stored[self.stored["group_id"] == gid]) for gid in self.gids
+            gid: newest_post(None, self.stored[self.stored["group_id"] == gid]) for gid in self.gids
         }
 
         def produce(emit: Emit[WallResult | str]) -> None:
@@ -139,8 +115,7 @@ class _Listing:
         try:
             with (
                 failing_fast(),
-                self.client,
-                closing(prefetched(produce, PREFETCH_CHUNKS, "vk-walls-prefetch")) as items,
+                self.fetching(produce, PREFETCH_CHUNKS, "vk-walls-prefetch") as items,
             ):
                 for result in items:
                     if isinstance(result, str):
@@ -149,7 +124,7 @@ class _Listing:
                     gid = -result.owner_id
                     df = frame((post_row(p, gid) for p in result.posts), POST_COLUMNS)
                     totals["posts_read"] += len(df)
-                    newest[gid] = _newest(newest[gid], df)
+                    newest[gid] = newest_post(newest[gid], df)
                     self.metadata.setdefault(
                         "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
                     )
@@ -157,7 +132,7 @@ class _Listing:
                     if result.final:
                         if result.error is not None:
                             unreadable[str(gid)] = result.error.reason
-                        tombs = self._tombstones(result, since_by_owner[result.owner_id], self.now)
+                        tombs = self._tombstones(result, since_by_owner[result.owner_id])
                         totals["tombstoned"] += len(tombs)
                         per_group[str(gid)] = {
                             "posts": result.read,
@@ -175,45 +150,19 @@ class _Listing:
                     # in full): a later failure keeps them.
                     yield COMMIT
         finally:
-            self.metadata.update(
-                run_metadata(
-                    self.client.stats,
-                    started,
-                    **totals,
-                    unreadable_groups=unreadable,
-                    per_group=per_group,
-                )
-            )
+            self.finish(**totals, unreadable_groups=unreadable, per_group=per_group)
 
     def _listed(self, gid: int, through: pd.Timestamp | None) -> pd.DataFrame:
         row = {"group_id": gid, "listed_at": self.now, "listed_through": through}
         return frame([row], WALL_LISTING_COLUMNS)
 
-    def _tombstones(
-        self, result: WallResult, since: pd.Timestamp | None, now: datetime
-    ) -> list[dict[str, Any]]:
-        """Posts inside the window just read in full that VK no longer returns are gone."""
-        gid = -result.owner_id
-        mine = self.stored[
-            (self.stored["group_id"] == gid) & ~self.stored["is_deleted"].astype(bool)
-        ]
-        if result.error is not None or mine.empty:
+    def _tombstones(self, result: WallResult, since: pd.Timestamp | None) -> list[dict[str, Any]]:
+        """Posts inside the part just read in full that VK no longer returns are gone."""
+        if result.error is not None:
             return []
-        scope = mine if since is None else mine[mine["date"] >= since]
+        gid = -result.owner_id
+        mine = self.stored[self.stored["group_id"] == gid]
         return [
-            tombstone((-gid, int(pid)), gid, now)
-            for pid in scope["id"]
-            if int(pid) not in result.ids
+            tombstone((-gid, pid), gid, self.now)
+            for pid in self.policy.vanished(mine, result.ids, since)
         ]
-
-
-def _newest(known: pd.Timestamp | None, posts: pd.DataFrame) -> pd.Timestamp | None:
-    """The newest date of live posts, pinned ones aside (a pinned post may be years old)."""
-    dated = posts.loc[
-        ~posts["is_pinned"].fillna(False).astype(bool)
-        & ~posts["is_deleted"].fillna(False).astype(bool),
-        "date",
-    ]
-    if dated.empty:
-        return known
-    return dated.max() if known is None else max(known, dated.max())
