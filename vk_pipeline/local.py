@@ -16,6 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from vk_pipeline.emulator import DEMO_TOKEN, EmulatorServer, World, WorldSpec
 from vk_pipeline.storage import resolve_database_url
 from vk_pipeline.storage.embedded import _create_database, embedded_database_url
@@ -55,15 +58,20 @@ def demo_world(today: date | None = None) -> WorldSpec:
 
 def sqlalchemy_postgres_url(url: str) -> str:
     """A libpq URL as the SQLAlchemy URL dagster-postgres needs: SQLAlchemy 2.1 maps plain
-    `postgresql://` to psycopg 3, on which dagster-postgres's NOTIFY fails, so force psycopg2."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+    `postgresql://` to psycopg 3, on which dagster-postgres's NOTIFY fails, so force psycopg2.
+    SQLAlchemy's own parser checks the URL (dagster-postgres hands it to SQLAlchemy anyway)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        parsed = None
+    if parsed is None or parsed.get_backend_name() not in ("postgresql", "postgres"):
         # Name only the scheme: the rest may hold a password.
+        scheme, sep, _ = url.partition("://")
         raise ValueError(
             f"Dagster's storage needs a postgresql:// URL, got {'scheme ' + repr(scheme) if sep else 'no URL scheme'}; "
             f"set {ENV_DAGSTER_POSTGRES_URL}"
         )
-    return f"postgresql+psycopg2://{rest}"
+    return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
 
 
 def dagster_postgres_url(data_url: str | None) -> str:

@@ -32,8 +32,9 @@ def test_the_demo_world_is_dated_today_with_the_same_content():
         ("postgres://u@db/dagster", "postgresql+psycopg2://u@db/dagster"),
         ("postgresql+psycopg://u@db/dagster", "postgresql+psycopg2://u@db/dagster"),
         (
+            # The embedded server's socket directory, escaped as SQLAlchemy writes a query.
             "postgresql://postgres:@/dagster?host=/tmp/pg",
-            "postgresql+psycopg2://postgres:@/dagster?host=/tmp/pg",
+            "postgresql+psycopg2://postgres:@/dagster?host=%2Ftmp%2Fpg",
         ),
     ],
 )
@@ -41,7 +42,9 @@ def test_dagster_storage_urls_use_psycopg2(url: str, expected: str):
     assert sqlalchemy_postgres_url(url) == expected
 
 
-@pytest.mark.parametrize("bad", ["mysql://u:hunter2@db/x", "host=db password=hunter2 dbname=x"])
+@pytest.mark.parametrize(
+    "bad", ["mysql://u:hunter2@db/x", "host=db password=hunter2 dbname=x", "not-a-url"]
+)
 def test_a_non_postgres_url_is_refused_without_showing_its_password(bad: str):
     with pytest.raises(ValueError, match="DAGSTER_POSTGRES_URL") as err:
         sqlalchemy_postgres_url(bad)
