@@ -47,10 +47,11 @@ from vk_pipeline.storage import (
     PostgresResource,
     close_pools,
     embedded_database_url,
+    table_info,
     with_dbname,
     write_frames,
 )
-from vk_pipeline.storage.copy import _copy_into, encode_column, table_info
+from vk_pipeline.storage.encode import copy_into, encode_column
 
 GROUPS = 200
 POSTS_PER_GROUP = 50
@@ -374,9 +375,7 @@ def measure_encoders(url: str, rows: int) -> list[tuple[str, float, bool]]:
         target = {n: sql.Identifier(f"enc_{n}") for n in ("binary", "text", "pandas", "arrow")}
 
         def binary() -> None:
-            _copy_into(
-                conn, target["binary"], cols, [encode_column(frame[c.name], c) for c in cols]
-            )
+            copy_into(conn, target["binary"], cols, [encode_column(frame[c.name], c) for c in cols])
 
         def text() -> None:
             values = [encode_column(frame[c.name], c) for c in cols]
@@ -451,12 +450,7 @@ def main() -> None:
     print(
         f"server: PostgreSQL {server[0] if server else '?'} ({'explicit' if args.database_url else 'embedded'})"
     )
-    try:
-        import orjson  # noqa: F401
-
-        print("json: orjson")
-    except ImportError:
-        print("json: stdlib json (install orjson for faster jsonb encoding)")
+    print("json: orjson (a dependency of the package)")
 
     figures: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="vkbench_") as tmp:

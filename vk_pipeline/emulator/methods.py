@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vk_pipeline.emulator.world import World, _Group, _Post
+from vk_pipeline.emulator.state import Group as _Group
+from vk_pipeline.emulator.state import Post as _Post
+from vk_pipeline.emulator.world import World
 
 PARAM_ERR = "One of the parameters specified was missing or invalid: "
 # groups.getById switched from a bare list to {"groups", "profiles"} (VK_API_NOTES §3).

@@ -3,16 +3,7 @@
 Storage knows tables and rows, never the VK API.
 """
 
-from vk_pipeline.storage.copy import (
-    StorageError,
-    TableWriter,
-    WriteMode,
-    WriteStats,
-    iter_frames,
-    read_frame,
-    table_info,
-    write_frames,
-)
+from vk_pipeline.storage.catalog import StorageError, partition_filter, table_info
 from vk_pipeline.storage.embedded import embedded_database_url, resolve_database_url
 from vk_pipeline.storage.io_manager import (
     COMMIT,
@@ -22,6 +13,7 @@ from vk_pipeline.storage.io_manager import (
     TableWrite,
 )
 from vk_pipeline.storage.migrations import load_migrations, migrate
+from vk_pipeline.storage.read import iter_frames, read_frame
 from vk_pipeline.storage.resource import (
     DatabaseUnreachableError,
     PostgresResource,
@@ -29,6 +21,7 @@ from vk_pipeline.storage.resource import (
     redact_url,
     with_dbname,
 )
+from vk_pipeline.storage.write import TableWriter, WriteMode, WriteStats, write_frames
 
 __all__ = [
     "COMMIT",
@@ -47,6 +40,7 @@ __all__ = [
     "iter_frames",
     "load_migrations",
     "migrate",
+    "partition_filter",
     "read_frame",
     "redact_url",
     "resolve_database_url",

@@ -20,8 +20,9 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from vk_pipeline.storage import copy as bulk
+from vk_pipeline.storage.catalog import DEFAULT_CHUNK_ROWS, partition_filter, table_info
 from vk_pipeline.storage.resource import PostgresResource
+from vk_pipeline.storage.write import TableWriter, WriteMode, WriteStats
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def _iter_items(obj: Any) -> Iterator[Item]:
     )
 
 
-def _add_stats(total: bulk.WriteStats, part: bulk.WriteStats) -> None:
+def _add_stats(total: WriteStats, part: WriteStats) -> None:
     total.rows += part.rows
     total.inserted += part.inserted
     total.updated += part.updated
@@ -111,7 +112,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     """
 
     postgres: PostgresResource
-    chunk_rows: int = bulk.DEFAULT_CHUNK_ROWS
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
 
     def _partition(
         self, context: dg.OutputContext | dg.InputContext, metadata: dict[str, Any]
@@ -137,8 +138,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "asset needs a 'partition_expr' in its metadata, or it would replace the whole table"
             )
         items = _iter_items(obj)
-        total = bulk.WriteStats(f"{self.postgres.schema_name}.{table}")
-        extra_totals: dict[str, bulk.WriteStats] = {}
+        total = WriteStats(f"{self.postgres.schema_name}.{table}")
+        extra_totals: dict[str, WriteStats] = {}
         with self.postgres.connection() as conn:
             first = True
             more = True
@@ -150,7 +151,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                     )
                 _add_stats(total, unit)
                 for name, stats in extra.items():
-                    _add_stats(extra_totals.setdefault(name, bulk.WriteStats(name)), stats)
+                    _add_stats(extra_totals.setdefault(name, WriteStats(name)), stats)
                 first = False
             row_count = self._slice_count(conn, table, column, keys)
         out: dict[str, Any] = total.as_dict()
@@ -169,14 +170,14 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         conn: Any,
         items: Iterator[Item],
         table: str,
-        mode: bulk.WriteMode,
+        mode: WriteMode,
         column: str | None,
         keys: list[str] | None,
-    ) -> tuple[bulk.WriteStats, dict[str, bulk.WriteStats], bool]:
+    ) -> tuple[WriteStats, dict[str, WriteStats], bool]:
         """Write items up to the next COMMIT (or the end); return the stats and whether more
         items may follow."""
         schema = self.postgres.schema_name
-        main = bulk.TableWriter(
+        main = TableWriter(
             conn,
             table,
             schema=schema,
@@ -185,7 +186,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             partition_values=keys,
             chunk_rows=self.chunk_rows,
         ).begin()
-        extra: dict[str, bulk.TableWriter] = {}
+        extra: dict[str, TableWriter] = {}
         more = False
         for item in items:
             if isinstance(item, Commit):
@@ -200,7 +201,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             if isinstance(item, TableWrite):
                 writer = extra.get(item.table)
                 if writer is None:
-                    writer = bulk.TableWriter(
+                    writer = TableWriter(
                         conn, item.table, schema=schema, chunk_rows=self.chunk_rows
                     ).begin()
                     extra[item.table] = writer
@@ -212,8 +213,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     def _slice_count(
         self, conn: Any, table: str, column: str | None, keys: Sequence[str] | None
     ) -> int:
-        info = bulk.table_info(conn, table, self.postgres.schema_name)
-        where = bulk._partition_filter(info, column, keys)
+        info = table_info(conn, table, self.postgres.schema_name)
+        where = partition_filter(info, column, keys)
         query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(info.ident) + where
         row = conn.execute(query).fetchone()
         return int(row[0]) if row else 0

@@ -18,9 +18,11 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field
 
-from vk_pipeline.storage import copy as bulk
+from vk_pipeline.storage.catalog import DEFAULT_CHUNK_ROWS
 from vk_pipeline.storage.embedded import resolve_database_url
 from vk_pipeline.storage.migrations import migrate, validate_schema_name
+from vk_pipeline.storage.read import read_frame
+from vk_pipeline.storage.write import WriteMode, WriteStats, write_frames
 
 
 class DatabaseUnreachableError(ConnectionError):
@@ -226,7 +228,7 @@ class PostgresResource(dg.ConfigurableResource):
         where: Mapping[str, Sequence[Any]] | None = None,
     ) -> pd.DataFrame:
         with self.connection() as conn:
-            return bulk.read_frame(
+            return read_frame(
                 conn,
                 table,
                 columns,
@@ -241,13 +243,13 @@ class PostgresResource(dg.ConfigurableResource):
         table: str,
         frames: Iterable[pd.DataFrame] | pd.DataFrame,
         *,
-        mode: bulk.WriteMode = "upsert",
+        mode: WriteMode = "upsert",
         partition_column: str | None = None,
         partition_values: Sequence[Any] | None = None,
-        chunk_rows: int = bulk.DEFAULT_CHUNK_ROWS,
-    ) -> bulk.WriteStats:
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> WriteStats:
         with self.connection() as conn:
-            return bulk.write_frames(
+            return write_frames(
                 conn,
                 table,
                 frames,

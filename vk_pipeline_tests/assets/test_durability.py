@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -42,6 +43,24 @@ def synced_posts(p: Pipeline) -> set[tuple[int, int]]:
             "SELECT owner_id, id FROM vk.posts WHERE comments_synced_at IS NOT NULL"
         )
     }
+
+
+def wait_for(what: str, probe: Callable[[], bool], timeout: float = 180) -> None:
+    """Poll until `probe` holds; the timeout only guards a hang."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def waiting_on(conn: psycopg.Connection, table: str) -> bool:
+    """Whether another session of this database waits for a lock on `table`."""
+    [(waiting,)] = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        (table,),
+    ).fetchall()
+    return waiting > 0
 
 
 def remaining_lower_bound(p: Pipeline, synced: set[tuple[int, int]]) -> int:
@@ -99,20 +118,28 @@ def test_kill_9_mid_comments_then_a_rerun_resumes(emulator_factory, database_url
                 stderr=subprocess.DEVNULL,
             )
 
+        def synced_enough() -> bool:
+            try:
+                return len(synced_posts(p) & truth_posts) >= len(truth_posts) * 0.4
+            except psycopg.errors.UndefinedTable:
+                return False
+
         child = crawl_process()
+        ended = child.poll
         try:
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline and child.poll() is None:
-                try:
-                    done = len(synced_posts(p) & truth_posts)
-                except psycopg.errors.UndefinedTable:
-                    done = 0
-                if done >= len(truth_posts) * 0.4:
-                    break
-                time.sleep(0.2)
-            assert child.poll() is None, "the crawl ended before it could be killed"
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=30)
+            wait_for("40 % of the posts synced", lambda: synced_enough() or ended() is not None)
+            # Hold the crawl where it marks posts synced: with writes to vk.posts locked out,
+            # its next unit waits with its comments written and uncommitted, and the kill lands
+            # there. Nothing can commit from then on, so the stored state is what the kill left.
+            with psycopg.connect(database_url) as lock, lock.transaction():
+                lock.execute("LOCK TABLE vk.posts IN EXCLUSIVE MODE")
+                wait_for(
+                    "the crawl to wait for vk.posts",
+                    lambda: waiting_on(lock, "vk.posts") or ended() is not None,
+                )
+                os.kill(child.pid, signal.SIGKILL)
+                code = child.wait(timeout=30)
+                assert code == -signal.SIGKILL, f"the crawl ended by itself (exit {code})"
         finally:
             if child.poll() is None:
                 child.kill()

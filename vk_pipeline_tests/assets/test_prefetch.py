@@ -26,17 +26,27 @@ def test_items_arrive_in_order_and_the_thread_ends() -> None:
 
 def test_the_producer_runs_at_most_depth_items_ahead() -> None:
     emitted: list[int] = []
+    calling: list[int] = []  # items whose emit the producer has called
+    progress = threading.Condition()
 
     def produce(emit: Emit[int]) -> None:
         for i in range(100):
+            with progress:
+                calling.append(i)
+                progress.notify_all()
             emit(i)
             emitted.append(i)
 
     with closing(prefetched(produce, 5, "prefetch-bound")) as items:
         assert next(items) == 0
-        time.sleep(0.5)  # a producer without a bound would have emitted all 100 by now
-        # The queue holds `depth` items; one more may be blocked in `emit`.
-        assert 5 <= len(emitted) <= 7
+        # One item taken and `depth` queued: the producer gets as far as calling emit for the
+        # seventh item, however slow the machine (the timeout only guards a hang).
+        with progress:
+            assert progress.wait_for(lambda: 6 in calling, timeout=60)
+    # Closing stopped the producer and joined it, so `emitted` is final: a producer without a
+    # bound would have gone on past the seventh item. The queue holds `depth` items; one more
+    # may be blocked in `emit`.
+    assert 5 <= len(emitted) <= 7
     assert not _threads("prefetch-bound")
 
 

@@ -4,6 +4,7 @@ shared, against real PostgreSQL and the emulator over HTTP."""
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import textwrap
@@ -18,16 +19,17 @@ TOKEN = "shared-budget-token-secret"
 
 WORKER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys
     from vk_pipeline.resources import build_resources
-    url, base, token, gid, n, start = sys.argv[1:7]
+    url, base, token, gid, n = sys.argv[1:6]
     # A wider margin than the default: a test machine under load delays wake-ups, and a
     # delayed send arrives closer to the next ones than its reservation was.
     vk = build_resources(database_url=url, tokens=token, vk_api_base_url=base,
                          requests_per_second=5, rate_margin_seconds=0.25)["vk"]
-    while time.time() < float(start):
-        time.sleep(0.005)
     with vk.get_client() as client:
+        # A barrier: ready, then wait for the test to release every worker at once.
+        print("ready", flush=True)
+        sys.stdin.readline()
         for i in range(int(n)):
             client.call("groups.getById", group_ids=gid)
         print(json.dumps({"retries": client.stats.retries}))
@@ -35,23 +37,39 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_three_processes_on_one_token_never_overrun_it(emulator_factory, postgres_resource):
-    import time
+def said_ready(worker: subprocess.Popen[str]) -> bool:
+    """Whether the worker printed "ready"; waiting at most two minutes only guards a hang."""
+    assert worker.stdout is not None
+    readable, _, _ = select.select([worker.stdout], [], [], 120)
+    return bool(readable) and worker.stdout.readline() == "ready\n"
 
+
+def test_three_processes_on_one_token_never_overrun_it(emulator_factory, postgres_resource):
     server = emulator_factory(rate=5, tokens=[TOKEN])
     gid = server.world.group_ids()[0]
     url = postgres_resource.resolved_url()
-    start = time.time() + 3
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, server.base_url, TOKEN, str(gid), "12", str(start)],
+            [sys.executable, "-c", WORKER, url, server.base_url, TOKEN, str(gid), "12"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(3)
     ]
-    outs = [p.communicate(timeout=120) for p in procs]
+    try:
+        # Start all three together, once each is ready to send: they contend from the first call.
+        for p in procs:
+            assert said_ready(p), p.communicate(timeout=60)[1][-2000:]
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
     stats = server.stats()
     assert stats["errors"].get("6", 0) == 0, stats["errors"]
