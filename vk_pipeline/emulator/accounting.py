@@ -24,6 +24,14 @@ def _scope() -> dict[str, Any]:
     }
 
 
+def _vkid_counters() -> dict[str, Any]:
+    return {"refreshes": 0, "refused": 0, "errors": {}}
+
+
+def _vkid() -> dict[str, Any]:
+    return {**_vkid_counters(), "by_client": {}}
+
+
 class Stats:
     """Thread-safe request counters; keys in the README ("Access, limits, accounting")."""
 
@@ -34,7 +42,7 @@ class Stats:
 
     def reset(self) -> None:
         with self._lock:
-            self._data = {**_scope(), "by_token": {}}
+            self._data = {**_scope(), "by_token": {}, "vkid": _vkid()}
 
     def _tops(self, tkey: str) -> list[dict[str, Any]]:
         d = self._data
@@ -46,10 +54,27 @@ class Stats:
             out += [top, top["by_method"].setdefault(method, _counters())]
         return out
 
-    def bump(self, tkey: str, method: str, what: str) -> None:
+    def bump(self, tkey: str, method: str, what: str, kind: str | None = None) -> None:
         with self._lock:
             for scope in self._scopes(tkey, method):
                 scope[what] += 1
+            if kind is not None:
+                # So a test can tell which kind of token earned an error (27, 28, ...).
+                self._data["by_token"][tkey]["kind"] = kind
+
+    def vkid(self, client_id: str | None, error: str | None) -> None:
+        """One answer of VK ID's refresh grant: a refresh, or a refusal with its `error`."""
+        with self._lock:
+            top = self._data["vkid"]
+            scopes = [top]
+            if client_id is not None:
+                scopes.append(top["by_client"].setdefault(client_id, _vkid_counters()))
+            for scope in scopes:
+                if error is None:
+                    scope["refreshes"] += 1
+                else:
+                    scope["refused"] += 1
+                    scope["errors"][error] = scope["errors"].get(error, 0) + 1
 
     def error(self, tkey: str, method: str, code: int) -> None:
         key = str(code)

@@ -27,6 +27,11 @@ _NON_JSON_BODY = (
     "<!DOCTYPE html><html><head><meta charset='utf-8'><title>ВКонтакте</title></head>"
     "<body><p>Сервис временно недоступен. Попробуйте позже.</p></body></html>"
 ).encode()
+_CAPTCHA_PAGE = (
+    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Я не робот</title></head><body>"
+    "<p>VK emulator: on VK a person would prove here that they are not a robot. The emulator's "
+    "captcha is lifted through POST /_emulator/captcha only.</p></body></html>"
+).encode()
 _ADVANCE_ARGS = frozenset({"days", "new_posts", "commented_posts", "edits", "deletions"})
 
 
@@ -122,19 +127,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._api(emu, path[len("/method/") :], parts.query, body, arrival)
             elif path.startswith("/_emulator/"):
                 self._control(emu, path[len("/_emulator/") :], parts.query, body)
+            elif path == "/oauth2/auth":
+                self._vkid(emu, parts.query, body)
+            elif path == "/not_robot_captcha" and self.command == "GET":
+                self._send(200, _CAPTCHA_PAGE, "text/html; charset=utf-8")
             else:
                 self._send(404, b"<html><body>404 Not Found</body></html>", "text/html")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    # ------------------------------------------------------------------ /method/*
-
-    def _api(
-        self, emu: EmulatorServer, method: str, query: str, body: bytes, arrival: float
-    ) -> None:
-        if self.command not in ("GET", "POST"):
-            self._send(405, b"<html><body>405 Not Allowed</body></html>", "text/html")
-            return
+    def _form(self, query: str, body: bytes) -> dict[str, str]:
+        """Query string plus an urlencoded or multipart body (body wins), as VK reads them."""
         pairs = parse_qsl(query, keep_blank_values=True)
         ctype_header = self.headers.get("Content-Type", "")
         ctype = ctype_header.split(";")[0].strip().lower()
@@ -147,6 +150,33 @@ class _Handler(BaseHTTPRequestHandler):
         params: dict[str, str] = {}
         for k, v in pairs:
             params[k] = v
+        return params
+
+    # ------------------------------------------------------------------ /oauth2/auth
+
+    def _vkid(self, emu: EmulatorServer, query: str, body: bytes) -> None:
+        if self.command != "POST":
+            self._send(405, b"<html><body>405 Not Allowed</body></html>", "text/html")
+            return
+        # VK's web SDK sends grant_type/client_id/device_id/state in the query string and the
+        # refresh token in the body; the Android and iOS SDKs send everything in the body.
+        status, data = emu.vkid_refresh(self._form(query, body))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")  # RFC 6749 §5.1, for token answers
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    # ------------------------------------------------------------------ /method/*
+
+    def _api(
+        self, emu: EmulatorServer, method: str, query: str, body: bytes, arrival: float
+    ) -> None:
+        if self.command not in ("GET", "POST"):
+            self._send(405, b"<html><body>405 Not Allowed</body></html>", "text/html")
+            return
+        params = self._form(query, body)
         token = params.pop("access_token", None)
         auth = self.headers.get("Authorization", "")
         if not token and auth[:7].lower() == "bearer ":
@@ -240,9 +270,48 @@ def _control_result(
             rate = payload.get("rate")
             emu.set_token_rate(**ref, rate=None if rate is None else float(rate))
             return {"ok": True, "rate": emu.token_rate(**ref)}
-        group_rate = payload.get("group_rate")
-        emu.set_rate(float(payload["rate"]), None if group_rate is None else float(group_rate))
+        group_rate, service_rate = payload.get("group_rate"), payload.get("service_rate")
+        emu.set_rate(
+            float(payload["rate"]),
+            None if group_rate is None else float(group_rate),
+            None if service_rate is None else float(service_rate),
+        )
         return {"ok": True}
+    if what == "tokens" and cmd == "GET":
+        return emu.tokens()
+    if what == "token" and cmd == "POST":
+        ref = _token_ref(payload)
+        if ref is None:
+            raise ValueError("token or token_key is required")
+        if payload.get("revoke"):
+            emu.revoke_token(**ref)
+        if payload.get("expire"):
+            emu.expire_token(**ref)
+        return {"ok": True, "tokens": emu.tokens()}
+    if what == "captcha" and cmd == "POST":
+        ref = _token_ref(payload)
+        if ref is None:
+            raise ValueError("token or token_key is required")
+        requests, seconds = payload.get("requests"), payload.get("seconds")
+        emu.require_captcha(
+            **ref,
+            requests=None if requests is None else int(requests),
+            seconds=None if seconds is None else float(seconds),
+        )
+        return {"ok": True, "tokens": emu.tokens()}
+    if what == "vkid":
+        if cmd == "GET":
+            return {"access_ttl": emu.vkid.access_ttl, "clients": emu.vkid.snapshot()}
+        if cmd == "POST":
+            if "access_ttl" in payload:
+                emu.vkid.set_access_ttl(float(payload["access_ttl"]))
+            if "client_id" in payload:
+                cid = str(payload["client_id"])
+                if payload.get("revoke_refresh"):
+                    emu.vkid.revoke_refresh(cid)
+                if "refresh_token" in payload:
+                    emu.vkid.add_client(cid, str(payload["refresh_token"]))
+            return {"ok": True, "clients": emu.vkid.snapshot()}
     if what == "quota":
         if cmd == "GET":
             return emu.quotas()

@@ -23,21 +23,17 @@ MAX_THREAD_ITEMS = 10
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, msg: str) -> None:
+    def __init__(self, code: int, msg: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(f"[{code}] {msg}")
         self.code = code
         self.msg = msg
+        self.extra = extra or {}  # fields VK adds to some errors (captcha: redirect_uri, ...)
 
 
 @dataclass(frozen=True)
 class CallContext:
-    token_kind: str  # "user" or "group"
+    token_kind: str  # "user", "group" or "service" (already checked against the method)
     version: tuple[int, int]
-
-
-# Methods a community token may not call (schema `access_token_type`: user, service only).
-USER_ONLY = frozenset({"wall.get", "wall.getComments"})
-GROUP_AUTH_MSG = "Group authorization failed: method is unavailable with group auth."
 
 
 def parse_version(v: str) -> tuple[int, int] | None:
@@ -204,14 +200,47 @@ def wall_get(world: World, params: dict[str, str], ctx: CallContext) -> Any:
     items = [world.render_post(p, g) for p in page]
     resp: dict[str, Any] = {"count": len(order), "items": items}
     if extended:
-        owners: set[int] = {-g.id}
-        for p in page:
-            owners.add(p.from_id)
-            if p.signer_id:
-                owners.add(p.signer_id)
-            for ch in p.copy_history:
-                owners.add(ch["owner_id"])
-                owners.add(ch["from_id"])
+        resp.update(_extended(world, _post_owners(g, page)))
+    return resp
+
+
+def _post_owners(g: _Group, posts: list[_Post]) -> set[int]:
+    """Every owner id an extended answer about `posts` needs in `profiles` / `groups`."""
+    owners: set[int] = {-g.id}
+    for p in posts:
+        owners.add(p.from_id)
+        if p.signer_id:
+            owners.add(p.signer_id)
+        for ch in p.copy_history:
+            owners.add(ch["owner_id"])
+            owners.add(ch["from_id"])
+    return owners
+
+
+def wall_get_by_id(world: World, params: dict[str, str], ctx: CallContext) -> Any:
+    refs = _split(params.get("posts", ""))
+    if not refs:
+        raise ApiError(100, f"{PARAM_ERR}posts is undefined")
+    items: list[dict[str, Any]] = []
+    owners: set[int] = set()
+    for ref in refs:
+        owner, sep, pid = ref.partition("_")
+        try:
+            owner_id, post_id = int(owner), int(pid)
+        except ValueError:
+            raise ApiError(100, f"{PARAM_ERR}posts is invalid") from None
+        if not sep:
+            raise ApiError(100, f"{PARAM_ERR}posts is invalid")
+        # Posts the token cannot see (other walls, closed or gone communities, deleted or
+        # unknown posts) are left out of `items` rather than failing the call.
+        g = world.group_obj(-owner_id) if owner_id < 0 else None
+        p = g.posts_by_id.get(post_id) if g is not None and g.readable else None
+        if g is None or p is None or p.deleted:
+            continue
+        items.append(world.render_post(p, g))
+        owners |= _post_owners(g, [p])
+    resp: dict[str, Any] = {"items": items}
+    if _flag(params, "extended"):
         resp.update(_extended(world, owners))
     return resp
 
@@ -303,6 +332,7 @@ METHODS: dict[str, Handler] = {
     "groups.getById": groups_get_by_id,
     "utils.resolveScreenName": utils_resolve_screen_name,
     "wall.get": wall_get,
+    "wall.getById": wall_get_by_id,
     "wall.getComments": wall_get_comments,
 }
 
@@ -311,7 +341,5 @@ def call_method(world: World, name: str, params: dict[str, str], ctx: CallContex
     handler = METHODS.get(name)
     if handler is None:
         raise ApiError(3, "Unknown method passed")
-    if ctx.token_kind == "group" and name in USER_ONLY:
-        raise ApiError(27, GROUP_AUTH_MSG)
     with world.lock:
         return handler(world, params, ctx)

@@ -1,62 +1,44 @@
-"""The emulator's API core: auth, per-token rate windows and daily quotas, faults, stats.
+"""The emulator's API core: auth by token kind, per-token rate windows and daily quotas,
+faults, captcha, VK ID refresh, stats.
 
-Only the standard library is used; the HTTP side is in `handler.py`. The server never logs or
-stores tokens: they appear only as `sha256(token)[:8]` ("token keys") in stats, quotas and
+Only the standard library is used; the HTTP side is in `handler.py`, the tokens in `access.py`
+(state) and `tokens.py` (kinds), VK ID in `vkid.py`. The server never logs or stores tokens
+outside memory: they appear only as `sha256(token)[:8]` ("token keys") in stats, quotas and
 error messages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from vk_pipeline.emulator import tokens as kinds
 from vk_pipeline.emulator import vkscript, vkscript_eval
+from vk_pipeline.emulator.access import TokenRegistry, TokenState, token_key
 from vk_pipeline.emulator.accounting import Stats
 from vk_pipeline.emulator.faults import INJECTED_ERRORS, Decision, FaultInjector, FaultSpec
 from vk_pipeline.emulator.methods import (
-    GROUP_AUTH_MSG,
     PARAM_ERR,
-    USER_ONLY,
     ApiError,
     CallContext,
     call_method,
     parse_version,
 )
+from vk_pipeline.emulator.vkid import DEFAULT_ACCESS_TTL, VkIdIssuer
 from vk_pipeline.emulator.world import World, WorldSpec
 
 DEMO_TOKEN = "vk-emulator-demo-token"
-QUOTA_PERIOD_SECONDS = 86_400.0
-RATE_WINDOW_SECONDS = 1.0
 RATE_LIMIT_MSG = "Too many requests per second"
-
-
-def token_key(token: str | None) -> str:
-    if not token:
-        return "none"
-    return hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
 def dumps_vk(obj: Any) -> bytes:
     # VK emits compact UTF-8 JSON and escapes "/" as "\/" (only legal inside strings).
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     return text.replace("/", "\\/").encode("utf-8")
-
-
-@dataclass
-class _TokenState:
-    kind: str  # "user" | "group"
-    key: str
-    window: deque[float] = field(default_factory=deque)
-    rate: float | None = None  # per-token override of the server's rate
-    quotas: dict[str, int] = field(default_factory=dict)  # per-token daily limits by method
-    used: dict[str, int] = field(default_factory=dict)
-    exhausted: set[str] = field(default_factory=set)
 
 
 class EmulatorServer:
@@ -68,9 +50,14 @@ class EmulatorServer:
         *,
         rate: float = 3,
         group_rate: float | None = None,
+        service_rate: float | None = None,
         tokens: Iterable[str] | None = None,
         group_tokens: Iterable[str] = (),
+        service_tokens: Iterable[str] = (),
         token_rates: Mapping[str, float] | None = None,
+        token_ttls: Mapping[str, float] | None = None,
+        vkid_clients: Mapping[str, str] | None = None,
+        vkid_access_ttl: float = DEFAULT_ACCESS_TTL,
         wall_get_daily_quota: int = 5000,
         daily_quotas: Mapping[str, int] | None = None,
         token_quotas: Mapping[str, Mapping[str, int]] | None = None,
@@ -85,27 +72,38 @@ class EmulatorServer:
         self.world = world if world is not None else World(WorldSpec())
         self.host = host
         self._port = port
-        self._rate = float(rate)
-        self._group_rate = None if group_rate is None else float(group_rate)
-        self._daily_quotas: dict[str, int] = {"wall.get": int(wall_get_daily_quota)}
-        self._daily_quotas.update({m: int(n) for m, n in (daily_quotas or {}).items()})
+        quotas: dict[str, int] = {"wall.get": int(wall_get_daily_quota)}
+        quotas.update({m: int(n) for m, n in (daily_quotas or {}).items()})
         self.max_response_bytes = max_response_bytes
         self.max_execute_calls = max_execute_calls
         self.max_execute_operations = max_execute_operations
         self.clock = clock
+        self._registry = TokenRegistry(
+            clock,
+            rate=rate,
+            group_rate=group_rate,
+            service_rate=service_rate,
+            daily_quotas=quotas,
+        )
+        # Without user tokens DEMO_TOKEN is the user token (as before token kinds existed).
         user_tokens = list(tokens or []) or [DEMO_TOKEN]
-        self._tokens: dict[str, _TokenState] = {}
-        for t in user_tokens:
-            self._tokens[t] = _TokenState("user", token_key(t))
-        for t in group_tokens:
-            self._tokens[t] = _TokenState("group", token_key(t))
-        self._state_lock = threading.Lock()
-        self._quota_started = clock()
+        for kind, values in (
+            (kinds.USER, user_tokens),
+            (kinds.GROUP, group_tokens),
+            (kinds.SERVICE, service_tokens),
+        ):
+            for t in values:
+                self._registry.add(t, kind)
+        now = clock()
+        for t, ttl in (token_ttls or {}).items():
+            self._registry.state(t).expires_at = now + float(ttl)
         for t, r in (token_rates or {}).items():
             self.set_token_rate(t, r)
         for t, limits in (token_quotas or {}).items():
             for method, limit in limits.items():
                 self.set_token_quota(t, method, limit)
+        self.vkid = VkIdIssuer(vkid_clients or {}, access_ttl=vkid_access_ttl)
+        self._captcha_rng = secrets.SystemRandom()
         self._faults = FaultInjector(seed)
         self._stats = Stats()
         self._httpd: Any = None
@@ -156,23 +154,29 @@ class EmulatorServer:
     @property
     def rate(self) -> float:
         """Allowed requests per sliding second for user tokens without an override."""
-        return self._rate
+        return self._registry.kind_rate(kinds.USER)
 
     @property
     def group_rate(self) -> float:
-        return self._rate if self._group_rate is None else self._group_rate
+        """The same for community tokens (VK's documented 20 unless set)."""
+        return self._registry.kind_rate(kinds.GROUP)
+
+    @property
+    def service_rate(self) -> float:
+        """The same for service tokens (VK's documented 3 unless set)."""
+        return self._registry.kind_rate(kinds.SERVICE)
 
     @property
     def token_count(self) -> int:
-        return len(self._tokens)
+        return len(self._registry)
 
     @property
     def wall_get_daily_quota(self) -> int:
-        return self._daily_quotas["wall.get"]
+        return self._registry.daily_quotas["wall.get"]
 
     @property
     def daily_quotas(self) -> dict[str, int]:
-        return dict(self._daily_quotas)
+        return dict(self._registry.daily_quotas)
 
     # ------------------------------------------------------------------ control
 
@@ -184,11 +188,7 @@ class EmulatorServer:
 
     def reset_quota(self) -> None:
         """A new quota day: usage and exhausted marks are cleared (overrides stay)."""
-        with self._state_lock:
-            self._quota_started = self.clock()
-            for st in self._tokens.values():
-                st.used.clear()
-                st.exhausted.clear()
+        self._registry.reset_quota()
 
     def set_faults(self, method: str, spec: FaultSpec) -> None:
         self._faults.set(method, spec)
@@ -199,141 +199,98 @@ class EmulatorServer:
     def faults(self) -> dict[str, dict[str, float]]:
         return self._faults.snapshot()
 
-    def set_rate(self, rate: float, group_rate: float | None = None) -> None:
-        with self._state_lock:
-            self._rate = float(rate)
-            if group_rate is not None:
-                self._group_rate = float(group_rate)
+    def set_rate(
+        self, rate: float, group_rate: float | None = None, service_rate: float | None = None
+    ) -> None:
+        self._registry.set_rates(rate, group_rate, service_rate)
 
-    def token_state(self, token: str | None = None, *, key: str | None = None) -> _TokenState:
+    def token_state(self, token: str | None = None, *, key: str | None = None) -> TokenState:
         """The state of a configured token, given by value or by its key (sha256[:8])."""
-        if token is not None:
-            st = self._tokens.get(token)
-            label = token_key(token)
-        else:
-            st = next((s for s in self._tokens.values() if s.key == key), None)
-            label = str(key)
-        if st is None:
-            raise ValueError(f"unknown token (key {label})")
-        return st
+        return self._registry.state(token, key=key)
 
     def set_token_rate(
         self, token: str | None, rate: float | None, *, key: str | None = None
     ) -> None:
-        """Give one token its own requests per second (None: back to the server's rate)."""
-        st = self.token_state(token, key=key)
-        if rate is not None and not float(rate) > 0:
-            raise ValueError(f"rate must be > 0, got {rate!r}")
-        with self._state_lock:
-            st.rate = None if rate is None else float(rate)
+        """Give one token its own requests per second (None: back to its kind's rate)."""
+        self._registry.set_token_rate(self.token_state(token, key=key), rate)
 
     def token_rate(self, token: str | None = None, *, key: str | None = None) -> float:
-        return self._limit(self.token_state(token, key=key))
+        return self._registry.limit(self.token_state(token, key=key))
 
     def set_token_quota(
         self, token: str | None, method: str, limit: int | None, *, key: str | None = None
     ) -> None:
         """One token's daily limit for `method` (None: back to the server's default)."""
-        st = self.token_state(token, key=key)
-        if limit is not None and int(limit) < 0:
-            raise ValueError(f"quota limit must be >= 0, got {limit!r}")
-        with self._state_lock:
-            if limit is None:
-                st.quotas.pop(method, None)
-            else:
-                st.quotas[method] = int(limit)
+        self._registry.set_token_quota(self.token_state(token, key=key), method, limit)
 
     def exhaust_quota(
         self, token: str | None, method: str = "wall.get", *, key: str | None = None
     ) -> None:
         """Until the next quota reset, `method` answers error 29 for this token."""
-        st = self.token_state(token, key=key)
-        with self._state_lock:
-            st.exhausted.add(method)
+        self._registry.exhaust_quota(self.token_state(token, key=key), method)
 
     def quotas(self) -> dict[str, Any]:
         """Per token key: {method: {used, limit, exhausted}} for every method with a limit,
         usage or exhausted mark; plus `resets_in_seconds` for all of them."""
-        with self._state_lock:
-            self._roll_quota_period()
-            out: dict[str, Any] = {}
-            for st in self._tokens.values():
-                methods = set(self._daily_quotas) | set(st.quotas) | set(st.used) | st.exhausted
-                entry: dict[str, Any] = {}
-                for m in sorted(methods):
-                    limit = st.quotas.get(m, self._daily_quotas.get(m))
-                    used = st.used.get(m, 0)
-                    entry[m] = {
-                        "used": used,
-                        "limit": limit,
-                        "exhausted": m in st.exhausted or (limit is not None and used >= limit),
-                    }
-                out[st.key] = entry
-            left = QUOTA_PERIOD_SECONDS - (self.clock() - self._quota_started)
-            return {"by_token": out, "resets_in_seconds": max(0.0, left)}
+        return self._registry.quotas()
+
+    def expire_token(self, token: str | None = None, *, key: str | None = None) -> None:
+        """From now on the token answers 5 "access_token has expired."."""
+        self._registry.expire(self.token_state(token, key=key))
+
+    def revoke_token(self, token: str | None = None, *, key: str | None = None) -> None:
+        """From now on the token answers 5 "user revoke access for this token."."""
+        self._registry.revoke(self.token_state(token, key=key))
+
+    def require_captcha(
+        self,
+        token: str | None = None,
+        *,
+        key: str | None = None,
+        requests: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """The token's next `requests` requests, and all its requests for `seconds`, answer 14
+        (0 clears; None leaves that part as it is)."""
+        if requests is None and seconds is None:
+            raise ValueError("captcha needs requests and/or seconds")
+        self._registry.require_captcha(self.token_state(token, key=key), requests, seconds)
+
+    def tokens(self) -> dict[str, Any]:
+        """Per token key: kind, rate, expiry, revocation and captcha marks (never a token)."""
+        return self._registry.describe()
 
     def advance(self, **kwargs: Any) -> dict[str, Any]:
         return self.world.advance(**kwargs)
 
+    # ------------------------------------------------------------------ VK ID
+
+    def vkid_refresh(self, params: Mapping[str, str]) -> tuple[int, bytes]:
+        """`POST /oauth2/auth` (refresh grant): (HTTP status, JSON body)."""
+        result = self.vkid.refresh(params)
+        if result.minted is not None:
+            access, ttl = result.minted
+            # Minted tokens are user tokens (VK ID signs a person in) living `ttl` seconds.
+            self._registry.add(
+                access, kinds.USER, expires_at=self.clock() + ttl, vkid_client=result.client_id
+            )
+        self._stats.vkid(result.client_id, result.error)
+        return result.status, json.dumps(result.body, ensure_ascii=False).encode()
+
     # ------------------------------------------------------------------ API core
 
-    def _limit(self, st: _TokenState) -> float:
-        if st.rate is not None:
-            return st.rate
-        if st.kind == "group" and self._group_rate is not None:
-            return self._group_rate
-        return self._rate
-
-    def _admit(self, st: _TokenState, arrival: float) -> bool:
-        """Sliding 1 s window over accepted arrivals; rejected requests don't count."""
-        with self._state_lock:
-            win = st.window
-            while win and win[0] <= arrival - RATE_WINDOW_SECONDS:
-                win.popleft()
-            ok = len(win) < self._limit(st)
-            if ok:
-                win.append(arrival)
-        if ok:
-            self._stats.accepted(st.key, arrival)
-        else:
-            self._stats.rate_limited(st.key)
-        return ok
-
-    def _roll_quota_period(self) -> None:
-        now = self.clock()
-        if now - self._quota_started >= QUOTA_PERIOD_SECONDS:
-            self._quota_started = now
-            for other in self._tokens.values():
-                other.used.clear()
-                other.exhausted.clear()
-
-    def _take_quota(self, st: _TokenState, method: str) -> bool:
-        with self._state_lock:
-            self._roll_quota_period()
-            if method in st.exhausted:
-                return False
-            limit = st.quotas.get(method, self._daily_quotas.get(method))
-            if limit is None:
-                return True
-            used = st.used.get(method, 0)
-            if used >= limit:
-                return False
-            st.used[method] = used + 1
-            return True
-
-    def _invoke(
-        self, method: str, params: dict[str, str], st: _TokenState, ctx: CallContext
-    ) -> Any:
+    def _invoke(self, method: str, params: dict[str, str], st: TokenState, ctx: CallContext) -> Any:
         """One non-execute method call, direct or inside execute (counts as an api call)."""
         self._stats.bump(st.key, method, "api_calls")
-        if st.kind == "group" and method in USER_ONLY:
-            raise ApiError(27, GROUP_AUTH_MSG)
-        if not self._take_quota(st, method):
+        refused = kinds.refusal(st.kind, method)
+        if refused is not None:
+            raise ApiError(*refused)
+        if not self._registry.take_quota(st, method):
             raise ApiError(29, "Rate limit reached")
         return call_method(self.world, method, params, ctx)
 
     def _execute(
-        self, params: dict[str, str], st: _TokenState, ctx: CallContext
+        self, params: dict[str, str], st: TokenState, ctx: CallContext
     ) -> tuple[Any, list[dict[str, Any]]]:
         code = params.get("code")
         if code is None or not code.strip():
@@ -373,6 +330,12 @@ class EmulatorServer:
             raise ApiError(13, f"Runtime error occurred during code invocation: {e}") from None
         return result, errors
 
+    def _captcha(self) -> ApiError:
+        rng = self._captcha_rng
+        sid = str(rng.randrange(10**11, 10**12))
+        captcha = kinds.Captcha(sid, rng.randrange(10**18, 10**19), self.url)
+        return ApiError(14, kinds.CAPTCHA_MSG, captcha.fields())
+
     def handle_api(
         self,
         method: str,
@@ -386,24 +349,31 @@ class EmulatorServer:
         `injected` is an API error chosen by the fault injector: 6 replaces the rate check's
         answer, the others come after the auth, rate and `v` checks (no quota used).
         """
-        st = self._tokens.get(token) if token else None
+        st = self._registry.get(token)
         tkey = st.key if st is not None else token_key(token)
         try:
             if not token:
-                raise ApiError(5, "User authorization failed: no access_token passed.")
+                raise ApiError(5, kinds.NO_TOKEN_MSG)
             if st is None:
-                raise ApiError(5, "User authorization failed: invalid access_token (4).")
+                raise ApiError(5, kinds.INVALID_TOKEN_MSG)
+            dead = self._registry.auth_error(st, arrival)
+            if dead is not None:
+                raise ApiError(5, dead)
             if injected == 6:
                 self._stats.fault(tkey, "error_6")
                 raise ApiError(6, RATE_LIMIT_MSG)
-            if not self._admit(st, arrival):
+            if not self._registry.admit(st, arrival):
+                self._stats.rate_limited(st.key)
                 raise ApiError(6, RATE_LIMIT_MSG)
+            self._stats.accepted(st.key, arrival)
             v = params.get("v", "").strip()
             if not v:
                 raise ApiError(8, "Invalid request: v (version) is required")
             version = parse_version(v)
             if version is None:
                 raise ApiError(8, "Invalid request: v (version) is invalid")
+            if self._registry.captcha_due(st, arrival):
+                raise self._captcha()
             if injected is not None:
                 if method != "execute":
                     # The error stands for the method failing, so the call reached it.
@@ -412,6 +382,9 @@ class EmulatorServer:
                 raise ApiError(injected, INJECTED_ERRORS[injected])
             ctx = CallContext(st.kind, version)
             if method == "execute":
+                refused = kinds.refusal(st.kind, method)
+                if refused is not None:
+                    raise ApiError(*refused)
                 result, errors = self._execute(params, st, ctx)
                 body: dict[str, Any] = {"response": result}
                 if errors:
@@ -433,9 +406,9 @@ class EmulatorServer:
         req = [{"key": "oauth", "value": "1"}, {"key": "method", "value": method}]
         # access_token never reaches `params` (it is split off on parsing).
         req += [{"key": k, "value": v} for k, v in params.items()]
-        return dumps_vk(
-            {"error": {"error_code": e.code, "error_msg": e.msg, "request_params": req}}
-        )
+        err: dict[str, Any] = {"error_code": e.code, "error_msg": e.msg, "request_params": req}
+        err.update(e.extra)
+        return dumps_vk({"error": err})
 
     # ------------------------------------------------------------------ used by the handler
 
@@ -443,11 +416,14 @@ class EmulatorServer:
         return self._faults.decide(method)
 
     def count_http(self, method: str, token: str | None) -> None:
-        st = self._tokens.get(token) if token else None
-        self._stats.bump(st.key if st is not None else token_key(token), method, "http_requests")
+        st = self._registry.get(token)
+        if st is None:
+            self._stats.bump(token_key(token), method, "http_requests")
+        else:
+            self._stats.bump(st.key, method, "http_requests", kind=st.kind)
 
     def count_fault(self, token: str | None, kind: str) -> None:
-        st = self._tokens.get(token) if token else None
+        st = self._registry.get(token)
         self._stats.fault(st.key if st is not None else token_key(token), kind)
 
     def is_stopping(self) -> bool:

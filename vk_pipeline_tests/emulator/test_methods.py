@@ -162,6 +162,24 @@ def test_wall_get_per_object_errors(api: Api) -> None:
     assert api.err("wall.get", domain="nobody_has_this_name")["error_code"] == 100
 
 
+def test_wall_get_by_id(api: Api) -> None:
+    w = api.server.world
+    gid, other = open_groups(w)[:2]
+    truth = w.posts(gid)[:3] + w.posts(other)[:1]
+    keys = [f"{p['owner_id']}_{p['id']}" for p in truth]
+    # Unreadable or unknown posts are left out, in any position; the rest keep request order.
+    closed = kind_gid(w, "closed")
+    hidden = [f"-{closed}_1", f"-{gid}_999999999", "-1_1", "5_1"]
+    got = api.ok("wall.getById", posts=",".join([hidden[0], *keys[:2], *hidden[1:], *keys[2:]]))
+    assert got == {"items": truth}
+    ext = api.ok("wall.getById", posts=keys[0], extended=1)
+    assert ext["items"] == truth[:1]
+    assert -gid in [-g["id"] for g in ext["groups"]]
+    for bad in ("", "abc", f"-{gid}", f"-{gid}_x"):
+        err = api.err("wall.getById", posts=bad)
+        assert err["error_code"] == 100, bad
+
+
 def test_user_walls(api: Api) -> None:
     w = api.server.world
     users = sorted(

@@ -113,6 +113,16 @@ def test_wall_get_matches_schema(api: Api) -> None:
         assert_valid("wall/responses.json#/definitions/wall_get_extended_response", ext)
 
 
+def test_wall_get_by_id_matches_schema(api: Api) -> None:
+    w = api.server.world
+    keys = [f"-{gid}_{p['id']}" for gid in _open_groups(api) for p in w.posts(gid)[:20]]
+    body = api("wall.getById", posts=",".join(keys))
+    assert len(body["response"]["items"]) == len(keys)
+    assert_valid("wall/responses.json#/definitions/wall_getById_response", body)
+    ext = api("wall.getById", posts=",".join(keys), extended=1)
+    assert_valid("wall/responses.json#/definitions/wall_getById_extended_response", ext)
+
+
 def test_get_comments_matches_schema(api: Api) -> None:
     w = api.server.world
     checked = 0
