@@ -160,7 +160,8 @@ def test_the_dockerfile_build_installs_a_venv_that_serves_the_code_location(buil
     home = Path(env["DAGSTER_HOME"])
     config, _ = dagster_instance_config(str(home))
     assert config["run_launcher"]["class"] == "DockerRunLauncher"
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+    assert config["storage"]["custom"]["class"] == "PooledPostgresStorage"
+    assert config["storage"]["custom"]["config"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
     assert (home / "workspace.yaml").read_text() == (ROOT / "deploy" / "workspace.yaml").read_text()
 
     # CMD: the code server, from the venv's PATH; it answers a gRPC health check.

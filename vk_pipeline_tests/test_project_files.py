@@ -239,7 +239,8 @@ def test_dagster_yaml_is_a_valid_instance_config_on_postgres(tmp_path: Path):
     assert "sqlite" not in text.lower()
     (tmp_path / "dagster.yaml").write_text(text)
     config, _ = dagster_instance_config(str(tmp_path))
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+    assert config["storage"]["custom"]["class"] == "PooledPostgresStorage"
+    assert config["storage"]["custom"]["config"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
     assert 1 < config["concurrency"]["pools"]["default_limit"] <= 5
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_retries"]["enabled"] and config["run_retries"]["max_retries"] >= 1

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=5000)
     ap.add_argument("--comments", type=int, default=150_000)
     ap.add_argument("--no-special-groups", action="store_true")
+    ap.add_argument(
+        "--now", type=int, default=None, help="the world's clock, Unix seconds (default 2025-01-01)"
+    )
     ap.add_argument("--wall-get-quota", type=int, default=5000)
     ap.add_argument(
         "--daily-quota",
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         posts=args.posts,
         comments=args.comments,
         special_groups=not args.no_special_groups,
+        **({"now": args.now} if args.now is not None else {}),
     )
     server = EmulatorServer(
         World(spec),

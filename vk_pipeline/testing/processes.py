@@ -31,6 +31,7 @@ class EmulatorProcess:
             *("--seed", str(spec.seed), "--rate", str(rate), "--groups", str(spec.groups)),
             *("--posts", str(spec.posts), "--comments", str(spec.comments)),
             *(() if spec.special_groups else ("--no-special-groups",)),
+            *("--now", str(spec.now)),
         ]
         env = {**os.environ, "VK_EMULATOR_TOKENS": ",".join(tokens or [DEMO_TOKEN])}
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)

@@ -1,0 +1,478 @@
+"""The daily refresh at the scale users run: 2,000 groups through a real daemon and code server.
+
+An emulator world of `--groups` communities shaped like real ones (a long tail: the generator draws
+wall sizes from a log-normal, so most groups are small and quiet, a few large and busy), dated so
+that the crawl's clock (now) sees it as VK would. Every group is registered as a partition; then
+`daily_refresh` is launched by the schedule's own tick through `dagster-daemon` and
+`dagster code-server start` on Postgres instance storage (as `make dev` runs them), once for the
+first load and, after the world advanced a day, once for the refresh. Each pass waits until every
+run ended.
+
+Figures per pass: tick evaluation and run submission time, wall time from the tick to the last run
+done, VK requests and the VK-bound time (requests / (3 per second × tokens)), wall / bound, Dagster
+event-log rows and data rows written per group, peak memory of the daemon and of a run worker, and
+where one run's time goes (its phases, from the run's own event log).
+
+    .venv/bin/python benchmarks/refresh_scale.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python benchmarks/refresh_scale.py --groups 50 --posts 18000 --comments 140000 ...
+
+The schedule fires at a cron minute the script picks (the next whole minute, UTC); the code server
+and daemon are restarted between passes with the next pass's minute, as a new day's daemon would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import psycopg
+from dagster._core.events import DagsterEventType
+
+from vk_pipeline.dev import commands, free_port, stop_process_group
+from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec
+from vk_pipeline.local import PROJECT_ROOT, sqlalchemy_postgres_url
+from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.storage import PostgresResource, resolve_database_url
+from vk_pipeline.testing.databases import scratch_database
+from vk_pipeline.testing.processes import EmulatorProcess
+from vk_pipeline.testing.truth import matches_truth, stored, truth
+
+VK_RATE = 3.0
+RUN_MARKS = {
+    DagsterEventType.RUN_ENQUEUED: "RUN_ENQUEUED",
+    DagsterEventType.RUN_STARTING: "RUN_STARTING",
+    DagsterEventType.RUN_START: "RUN_START",
+    DagsterEventType.RUN_SUCCESS: "RUN_SUCCESS",
+    DagsterEventType.RUN_FAILURE: "RUN_FAILURE",
+}
+STEP_MARKS = {
+    DagsterEventType.STEP_START,
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+}
+WORKSPACE = PROJECT_ROOT / "deploy" / "workspace.yaml"
+SCHEDULE = "daily_refresh"
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class WorkerWatch(threading.Thread):
+    """Polls the run workers (the code server's descendants other than its gRPC server) for
+    their peak resident memory."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_mb = 0.0
+        self.root: int | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.5):
+            if self.root is None:
+                continue
+            parents: dict[int, int] = {}
+            for proc in Path("/proc").iterdir():
+                if proc.name.isdigit():
+                    try:
+                        stat = (proc / "stat").read_text()
+                        parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                    except (OSError, ValueError, IndexError):
+                        continue
+            for pid in parents:
+                up, depth = parents.get(pid), 0
+                while up and up != self.root and depth < 10:
+                    up, depth = parents.get(up), depth + 1
+                if up != self.root:
+                    continue
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"api\x00grpc" not in cmd:
+                    self.peak_mb = max(self.peak_mb, peak_rss_mb(pid))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+@dataclass
+class Stack:
+    """A code server and a daemon for one pass, on an instance in `home`."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        port = free_port()
+        env = {
+            **self.env,
+            "DAGSTER_CODE_SERVER_HOST": "127.0.0.1",
+            "DAGSTER_CODE_SERVER_PORT": str(port),
+        }
+        bin_dir = Path(sys.executable).parent
+        argv = commands(str(WORKSPACE), "127.0.0.1", free_port())
+        for name in ("code", "daemon"):
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child holds it)
+            self.procs[name] = subprocess.Popen(
+                [str(bin_dir / argv[name][0]), *argv[name][1:]],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            out.close()
+            if name == "code":
+                deadline = time.monotonic() + 300
+                while not _accepts(port):
+                    if time.monotonic() > deadline or self.procs[name].poll() is not None:
+                        raise RuntimeError(f"code server did not come up: {self.log_dir}/code.log")
+                    time.sleep(0.5)
+
+    def daemon_peak_mb(self) -> float:
+        return peak_rss_mb(self.procs["daemon"].pid) if "daemon" in self.procs else 0.0
+
+    def stop(self) -> None:
+        for name in ("daemon", "code"):
+            if (proc := self.procs.pop(name, None)) is not None:
+                stop_process_group(proc, 30)
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def next_minute_cron(lead_seconds: float = 150) -> tuple[str, datetime]:
+    """A cron expression (UTC) for the first whole minute at least `lead_seconds` away: the code
+    server and the daemon must be up before it (the scheduler starts from the time it first sees
+    the schedule)."""
+    at = (datetime.now(UTC) + timedelta(seconds=lead_seconds + 60)).replace(second=0, microsecond=0)
+    return f"{at.minute} {at.hour} * * *", at
+
+
+def table_writes(url: str) -> int:
+    """Rows inserted, updated or deleted in the data tables since the server started."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
+            " WHERE schemaname = 'vk'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def event_rows(dagster_url: str, run_ids: list[str]) -> int:
+    with psycopg.connect(dagster_url.replace("+psycopg2", "")) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM event_logs WHERE run_id = ANY(%s)", (run_ids,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass
+class Pass:
+    label: str
+    tick_seconds: float = 0.0
+    runs: int = 0
+    wall_seconds: float = 0.0
+    requests: int = 0
+    bound_seconds: float = 0.0
+    event_rows: int = 0
+    data_rows: int = 0
+    daemon_mb: float = 0.0
+    worker_mb: float = 0.0
+    failed_runs: int = 0
+    exact: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def wait_for_tick(instance: dg.DagsterInstance, after: float, timeout: float) -> Any:
+    """The first completed tick of the schedule that started after `after`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for state in instance.all_instigator_state():
+            if state.instigator_name != SCHEDULE:
+                continue
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=3)
+            for tick in ticks:
+                if tick.timestamp >= after and tick.status.value in ("SUCCESS", "FAILURE"):
+                    return tick
+        time.sleep(1)
+    raise TimeoutError("the schedule did not tick")
+
+
+def wait_for_runs(instance: dg.DagsterInstance, run_ids: list[str], timeout: float) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        records = instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids))
+        if records and all(r.dagster_run.is_finished for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise TimeoutError("runs did not finish")
+        time.sleep(2)
+
+
+def run_phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """Where one run's time went: queue and start-up, each step, and what lies between."""
+    logs = instance.all_logs(run_id)
+    marks: dict[str, float] = {}
+    steps: dict[str, list[float]] = {}
+    for entry in logs:
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type
+        if kind in RUN_MARKS:
+            marks.setdefault(RUN_MARKS[kind], entry.timestamp)
+        if kind in STEP_MARKS and entry.step_key:
+            steps.setdefault(entry.step_key, []).append(entry.timestamp)
+    end = marks.get("RUN_SUCCESS") or marks.get("RUN_FAILURE") or 0.0
+    phases: dict[str, float] = {}
+    if "RUN_ENQUEUED" in marks and "RUN_STARTING" in marks:
+        phases["queued"] = marks["RUN_STARTING"] - marks["RUN_ENQUEUED"]
+    if "RUN_STARTING" in marks and "RUN_START" in marks:
+        phases["worker start"] = marks["RUN_START"] - marks["RUN_STARTING"]
+    in_steps = 0.0
+    for key, times in steps.items():
+        phases[f"step {key}"] = max(times) - min(times)
+        in_steps += max(times) - min(times)
+    if "RUN_START" in marks and end:
+        phases["between steps"] = max(0.0, end - marks["RUN_START"] - in_steps)
+    return {k: round(v, 2) for k, v in phases.items()}
+
+
+def run_pass(
+    label: str,
+    instance: dg.DagsterInstance,
+    env: dict[str, str],
+    log_dir: Path,
+    server: EmulatorProcess,
+    data_url: str,
+    dagster_url: str,
+    groups: int,
+    tokens: int,
+    timeout: float,
+) -> Pass:
+    cron, at = next_minute_cron()
+    stack = Stack({**env, "VK_PIPELINE_REFRESH_CRON": cron}, log_dir)
+    result = Pass(label)
+    watch = WorkerWatch()
+    server.reset_stats()
+    before_rows = table_writes(data_url)
+    watch.start()
+    try:
+        stack.start()
+        watch.root = stack.procs["code"].pid
+        print(f"  {label}: schedule fires at {at:%H:%M} UTC", flush=True)
+        tick = wait_for_tick(
+            instance, at.timestamp() - 5, timeout=(at - datetime.now(UTC)).total_seconds() + 600
+        )
+        result.tick_seconds = (
+            round(tick.end_timestamp - tick.timestamp, 1) if tick.end_timestamp else 0.0
+        )
+        run_ids = list(tick.run_ids)
+        result.runs = len(run_ids)
+        print(f"  {label}: tick {result.tick_seconds} s, {len(run_ids)} runs", flush=True)
+        records = wait_for_runs(instance, run_ids, timeout)
+        last_end = max(r.end_time or 0.0 for r in records)
+        result.wall_seconds = round(last_end - tick.timestamp, 1)
+        result.failed_runs = sum(
+            r.dagster_run.status != dg.DagsterRunStatus.SUCCESS for r in records
+        )
+        result.requests = int(server.stats()["http_requests"])
+        result.bound_seconds = round(result.requests / (VK_RATE * tokens), 1)
+        result.event_rows = event_rows(dagster_url, run_ids)
+        result.data_rows = table_writes(data_url) - before_rows
+        result.daemon_mb = round(stack.daemon_peak_mb(), 1)
+        biggest = max(records, key=lambda r: int(r.dagster_run.tags.get("vk_pipeline/groups", "0")))
+        result.phases = run_phases(instance, biggest.dagster_run.run_id)
+        result.phases["(groups in this run)"] = float(
+            biggest.dagster_run.tags.get("vk_pipeline/groups", "0")
+        )
+    finally:
+        watch.stop()
+        result.worker_mb = round(watch.peak_mb, 1)
+        stack.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help="admin URL of a server (default: embedded)")
+    parser.add_argument("--groups", type=int, default=2000)
+    parser.add_argument("--posts", type=int, default=60_000)
+    parser.add_argument("--comments", type=int, default=300_000)
+    parser.add_argument("--tokens", type=int, default=1, help="user tokens in the pool")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--timeout", type=float, default=4 * 3600, help="per pass, seconds")
+    parser.add_argument("--no-truth", action="store_true", help="skip the comparison with VK")
+    parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+
+    # Dated so that the crawl's clock (now) sees the world as VK would: its newest posts from
+    # yesterday, and after the advance, from today.
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    spec = WorldSpec(
+        seed=args.seed,
+        groups=args.groups,
+        posts=args.posts,
+        comments=args.comments,
+        special_groups=True,
+        now=int(start.timestamp()),
+    )
+    tokens = [DEMO_TOKEN, *(f"refresh-scale-token-{i}" for i in range(1, args.tokens))]
+    admin = resolve_database_url(args.database_url)
+    figures: list[Pass] = []
+    with ExitStack() as stack:
+        print(
+            f"world: {args.groups} groups, {args.posts} posts, {args.comments} comments", flush=True
+        )
+        world = None if args.no_truth else World(spec)
+        server = stack.enter_context(EmulatorProcess(spec, rate=VK_RATE, tokens=tokens))
+        data_url = stack.enter_context(scratch_database(admin, "vk_scale"))
+        dagster_db = stack.enter_context(scratch_database(admin, "vk_scale_dagster"))
+        dagster_url = sqlalchemy_postgres_url(dagster_db)
+        PostgresResource(database_url=data_url).ensure_schema()
+        home = Path(tempfile.mkdtemp(prefix="vk_scale_home_"))
+        stack.callback(
+            lambda: shutil.rmtree(home, ignore_errors=True) if not args.keep_logs else None
+        )
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        drops = home / "drops"
+        drops.mkdir()
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_POSTGRES_URL": dagster_url,
+            "DATABASE_URL": data_url,
+            "VK_API_BASE_URL": server.base_url,
+            "VK_ACCESS_TOKENS": ",".join(tokens),
+            "VK_PIPELINE_DROP_DIR": str(drops),
+            "VK_PIPELINE_REFRESH_TIMEZONE": "UTC",
+        }
+        env.pop("VK_ACCESS_TOKEN", None)
+        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "DAGSTER_POSTGRES_URL")})
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            keys = [str(100_001 + i) for i in range(args.groups + 5)]
+            instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
+            for label in ("first load", "refresh after a day"):
+                if label != "first load":
+                    changes = server.advance(world, days=1) if world else _advance_only(server)
+                    print(
+                        f"  a day of changes: { {k: v for k, v in changes.items() if isinstance(v, int)} }"
+                    )
+                result = run_pass(
+                    label,
+                    instance,
+                    env,
+                    home,
+                    server,
+                    data_url,
+                    dagster_url,
+                    args.groups,
+                    len(tokens),
+                    args.timeout,
+                )
+                if world is not None:
+                    result.exact = exactness(world, data_url)
+                figures.append(result)
+                print(json.dumps(result.__dict__), flush=True)
+        if args.keep_logs:
+            print(f"logs kept in {home}")
+    report(figures, args.groups, len(tokens))
+    if args.json:
+        Path(args.json).write_text(json.dumps([f.__dict__ for f in figures], indent=2))
+
+
+def exactness(world: World, url: str) -> str:
+    """'yes' when the store equals VK; else whether the difference is only VK's silent changes
+    (a comment edited, or deleted under its replies, while comments.count stayed), which the
+    staleness cycle re-reads within verify_days."""
+    if matches_truth(world, url):
+        return "yes"
+    posts, comments = stored(url)
+    true_posts, true_comments = truth(world)
+    with psycopg.connect(url) as conn:
+        synced = {
+            (g, p): n
+            for g, p, n in conn.execute("SELECT group_id, id, comments_synced_count FROM vk.posts")
+        }
+    counts = {
+        (g, p["id"]): p["comments"]["count"] for g in world.group_ids() for p in world.posts(g)
+    }
+    owner_post = {
+        (g, c["id"]): (g, p["id"])
+        for g in world.group_ids()
+        for p in world.posts(g)
+        for c in world.comments(g, p["id"])
+    }
+    differing = {owner_post.get(k) for k in set(comments) ^ set(true_comments)}
+    differing |= {
+        owner_post.get(k)
+        for k in set(comments) & set(true_comments)
+        if comments[k] != true_comments[k]
+    }
+    differing.discard(None)
+    silent = {k for k in differing if synced.get(k) == counts.get(k)}
+    if posts == true_posts and silent == differing:
+        return f"yes, but for {len(silent)} posts' silent changes (verify_days cycle)"
+    return f"NO ({len(set(posts) ^ set(true_posts))} posts, {len(differing - silent)} posts' comments differ)"
+
+
+def _advance_only(server: EmulatorProcess) -> dict[str, Any]:
+    import httpx
+
+    response = httpx.post(f"{server.url}/_emulator/advance", json={"days": 1}, timeout=600)
+    response.raise_for_status()
+    return response.json()
+
+
+def report(figures: list[Pass], groups: int, tokens: int) -> None:
+    print(f"\n{groups} groups, {tokens} token(s) at {VK_RATE:g} requests/s each")
+    print(
+        "| pass | runs | tick s | requests | VK-bound s | wall s | wall / bound | event rows / group | data rows / group | daemon MB | worker MB | equals VK |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for f in figures:
+        ratio = f.wall_seconds / f.bound_seconds if f.bound_seconds else float("nan")
+        print(
+            f"| {f.label} | {f.runs}{f' ({f.failed_runs} failed)' if f.failed_runs else ''} | {f.tick_seconds} | {f.requests} | {f.bound_seconds} | {f.wall_seconds} | "
+            f"{ratio:.2f} | {f.event_rows / groups:.1f} | {f.data_rows / groups:.1f} | {f.daemon_mb} | {f.worker_mb} | {f.exact or '-'} |"
+        )
+    for f in figures:
+        print(f"\nwhere one run of the {f.label} went (seconds): {json.dumps(f.phases)}")
+
+
+if __name__ == "__main__":
+    main()
