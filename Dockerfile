@@ -1,6 +1,7 @@
 # One image for every service of docker-compose.yml (code server, webserver, daemon) and for the
 # containers the Docker run launcher starts for each run. Installed the way `make install` does it
-# (uv at the Makefile's pinned version), but the project non-editable and without the dev extra.
+# (uv at the Makefile's pinned version), but the project non-editable, without the dev extra, with
+# both run launchers (Docker for compose, Kubernetes for deploy/helm/).
 # vk_pipeline_tests/test_project_files.py runs the build stage's RUN commands and the CMD in a
 # plain venv, so keep paths in ENV variables rather than literals in RUN lines.
 # No `# syntax=` line: it would make BuildKit pull a frontend image from a registry, and the engine's
@@ -29,10 +30,10 @@ COPY pyproject.toml README.md ./
 COPY vk_pipeline ./vk_pipeline
 # The cache mount keeps uv's download cache out of the image (and warm between builds).
 RUN --mount=type=cache,target=/root/.cache/uv \
-    python -m uv pip install --compile-bytecode --python "$VIRTUAL_ENV/bin/python" ".[docker]"
+    python -m uv pip install --compile-bytecode --python "$VIRTUAL_ENV/bin/python" ".[docker,k8s]"
 # The instance: the project's dagster.yaml plus the Docker run launcher; the gRPC workspace.
 COPY dagster.yaml ./
-COPY deploy ./deploy
+COPY deploy/dagster-docker.yaml deploy/workspace.yaml ./deploy/
 RUN mkdir -p "$DAGSTER_HOME" \
  && cat dagster.yaml deploy/dagster-docker.yaml > "$DAGSTER_HOME/dagster.yaml" \
  && cp deploy/workspace.yaml "$DAGSTER_HOME/workspace.yaml"

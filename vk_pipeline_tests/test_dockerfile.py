@@ -163,10 +163,11 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 def test_the_dockerfile_build_installs_a_venv_that_serves_the_code_location(built_image):
     root, env = built_image
     venv = Path(env["VIRTUAL_ENV"])
-    # Installed from the wheel, without the dev extra, with the Docker run launcher.
+    # Installed from the wheel, without the dev extra, with the Docker and Kubernetes run launchers.
     check = (
         "import importlib.util as u, vk_pipeline;"
-        "print(vk_pipeline.__file__, bool(u.find_spec('dagster_docker')), bool(u.find_spec('pytest')))"
+        "print(vk_pipeline.__file__, bool(u.find_spec('dagster_docker')),"
+        " bool(u.find_spec('dagster_k8s')), bool(u.find_spec('pytest')))"
     )
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c", check],
@@ -176,7 +177,7 @@ def test_the_dockerfile_build_installs_a_venv_that_serves_the_code_location(buil
         text=True,
         check=True,
     ).stdout.split()
-    assert out[0].startswith(str(venv)) and out[1:] == ["True", "False"], out
+    assert out[0].startswith(str(venv)) and out[1:] == ["True", "True", "False"], out
     # The instance the image carries: dagster.yaml with the Docker run launcher appended.
     home = Path(env["DAGSTER_HOME"])
     config, _ = dagster_instance_config(str(home))
