@@ -1,4 +1,4 @@
-"""The compose stack built and booted on a real Docker engine: `make stack-test` (root, a few minutes).
+"""The compose stack built and booted on a real Docker engine: `make stack-test` (root, ~4 min).
 
 Builds the project's image through `docker compose build` (on stand-in base images where the
 registry's cannot be pulled), starts postgres, code server, webserver and daemon with the VK
