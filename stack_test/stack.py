@@ -13,13 +13,10 @@ import re
 import secrets
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 
@@ -35,19 +32,6 @@ EMULATOR_PORT = 8765
 # A small world: three groups, of which the dropped file names two.
 WORLD = WorldSpec(seed=1, groups=3, posts=30, comments=100, special_groups=False)
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 2) -> T:
-    """Poll `probe` until it returns something, at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise StackTestError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
 
 
 def dotenv_from_example(values: dict[str, str]) -> str:

@@ -35,8 +35,9 @@ from stack_test.engine import (
     inspect,
     require_tools,
     run,
+    wait_for,
 )
-from stack_test.stack import FINISHED, NETWORK, Stack, truth, wait_for, world_groups
+from stack_test.stack import FINISHED, NETWORK, Stack, truth, world_groups
 
 CA_DIR = Path("/usr/local/share/ca-certificates")
 TIMES: dict[str, float] = {}
