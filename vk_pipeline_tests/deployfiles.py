@@ -1,5 +1,5 @@
-"""Reading the Dockerfile and .dockerignore the way Docker does, for the deployment tests (no
-Docker engine runs on the development machines)."""
+"""Reading the Dockerfile and .dockerignore the way Docker does, for the deployment tests that run
+without an engine (`make stack-test` builds and boots the stack on a real one)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster._core.instance.config import dagster_instance_config
 
 from vk_pipeline import dev
@@ -29,12 +30,31 @@ from vk_pipeline_tests.deployfiles import (
     stage,
 )
 
+# Package index and CA settings: the emulated build uses this machine's, not paths inside an image.
+HOST_NETWORK_KEYS = ("SSL_CERT_FILE", "PIP_CERT", "PIP_INDEX_URL", "UV_INDEX_URL")
+
 
 def test_uv_is_pinned_to_the_makefiles_version():
     makefile = (ROOT / "Makefile").read_text()
     [pin] = re.findall(r"^UV_VERSION := (\S+)$", makefile, re.M)
-    assert dockerfile_instruction("build", "ARG") == [f"UV_VERSION={pin}"]
+    assert f"UV_VERSION={pin}" in dockerfile_instruction("build", "ARG")
     assert "uv==$(UV_VERSION)" in makefile
+
+
+def test_the_build_pulls_nothing_but_its_base_image_which_defaults_to_the_real_one():
+    # A `# syntax=` directive makes BuildKit pull a frontend image: offline builds fail on it.
+    assert not re.search(r"^#\s*syntax\s*=", (ROOT / "Dockerfile").read_text(), re.M | re.I)
+    global_args, _ = dockerfile()
+    assert global_args == {"PYTHON_IMAGE": "python:3.11-slim-bookworm"}
+    # No extra CA unless one is passed (the stack test passes this machine's).
+    assert "CA_CERTIFICATES=" in dockerfile_instruction("build", "ARG")
+    # Compose passes through only arguments the Dockerfile declares, and defaults to real images.
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    declared = {a.partition("=")[0] for a in dockerfile_instruction("build", "ARG")} | set(
+        global_args
+    )
+    assert set(services["code"]["build"]["args"]) <= declared
+    assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:16}"
 
 
 def test_the_image_runs_as_a_non_root_user():
@@ -90,9 +110,8 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         "HOME": os.environ.get("HOME", "/root"),
         **{k: v for k, v in global_args.items()},
     }
-    for key in ("SSL_CERT_FILE", "PIP_INDEX_URL", "UV_INDEX_URL", "PIP_CERT"):
-        if key in os.environ:
-            env[key] = os.environ[key]
+    # Where packages come from and which CAs to trust are this machine's, not the image's paths.
+    env.update({k: os.environ[k] for k in HOST_NETWORK_KEYS if k in os.environ})
     workdir = root
     log: list[str] = []
 
@@ -105,6 +124,8 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
             env[k] = v
         elif op == "ENV":
             for k, v in parse_env(rest).items():
+                if k in HOST_NETWORK_KEYS:
+                    continue
                 env[k] = str(rooted(v)) if v.startswith("/") else v
         elif op == "WORKDIR":
             workdir = rooted(rest)
@@ -142,10 +163,11 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 def test_the_dockerfile_build_installs_a_venv_that_serves_the_code_location(built_image):
     root, env = built_image
     venv = Path(env["VIRTUAL_ENV"])
-    # Installed from the wheel, without the dev extra, with the Docker run launcher.
+    # Installed from the wheel, without the dev extra, with the Docker and Kubernetes run launchers.
     check = (
         "import importlib.util as u, vk_pipeline;"
-        "print(vk_pipeline.__file__, bool(u.find_spec('dagster_docker')), bool(u.find_spec('pytest')))"
+        "print(vk_pipeline.__file__, bool(u.find_spec('dagster_docker')),"
+        " bool(u.find_spec('dagster_k8s')), bool(u.find_spec('pytest')))"
     )
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c", check],
@@ -155,7 +177,7 @@ def test_the_dockerfile_build_installs_a_venv_that_serves_the_code_location(buil
         text=True,
         check=True,
     ).stdout.split()
-    assert out[0].startswith(str(venv)) and out[1:] == ["True", "False"], out
+    assert out[0].startswith(str(venv)) and out[1:] == ["True", "True", "False"], out
     # The instance the image carries: dagster.yaml with the Docker run launcher appended.
     home = Path(env["DAGSTER_HOME"])
     config, _ = dagster_instance_config(str(home))
