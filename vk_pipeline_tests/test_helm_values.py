@@ -106,4 +106,4 @@ def test_secrets_come_from_kubernetes_secrets_only():
     # The secret's keys, as the README tells to create it, are what the code reads.
     created = set(re.findall(r"--from-literal=([A-Z_]+)=", VALUES.read_text()))
     assert created == {"DATABASE_URL", "VK_ACCESS_TOKENS"}
-    assert "VK_ACCESS_TOKENS" in (ROOT / "vk_pipeline" / "definitions.py").read_text()
+    assert "VK_ACCESS_TOKENS" in (ROOT / "vk_pipeline" / "resources.py").read_text()

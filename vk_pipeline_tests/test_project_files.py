@@ -264,7 +264,7 @@ def test_the_docker_instance_loads_with_the_docker_run_launcher(
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_launcher).__name__ == "DockerRunLauncher"
             assert instance.run_launcher.networks == ["vk_pipeline"]
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.run_storage).__name__ == "PooledRunStorage"
             assert instance.run_monitoring_enabled and instance.run_retries_enabled
             assert instance.get_concurrency_config().pool_config.default_pool_limit == 3
             assert instance.get_run_records(limit=1) == []
