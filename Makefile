@@ -56,8 +56,15 @@ stack-test: $(STAMP) stack-tools
 demo: $(STAMP)
 	$(BIN)/python -m vk_pipeline.demo
 
+# `make dev PORT=3001 EMULATOR_PORT=8766` (HOST, CODE_PORT too): each given one becomes an option.
+PORT ?=
+EMULATOR_PORT ?=
+HOST ?=
+CODE_PORT ?=
+DEV_ARGS = $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) \
+	$(if $(EMULATOR_PORT),--emulator-port $(EMULATOR_PORT)) $(if $(CODE_PORT),--code-port $(CODE_PORT))
 dev: $(STAMP)
-	$(BIN)/python -m vk_pipeline.dev
+	$(BIN)/python -m vk_pipeline.dev $(strip $(DEV_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -174,14 +174,37 @@ def fail_leftover_runs(instance: dg.DagsterInstance) -> int:
     return len(runs)
 
 
+def taken_ports(host: str, ports: dict[str, int]) -> list[str]:
+    """The ports of `ports` something already listens on (a `make dev` in another terminal)."""
+    return [f"{what} port {port}" for what, port in ports.items() if port and _accepts(host, port)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--port", type=int, default=3000, help="the UI's (make dev PORT=...)")
     parser.add_argument("--code-port", type=int, default=0, help="default: a free port")
-    parser.add_argument("--emulator-port", type=int, default=8765)
+    parser.add_argument(
+        "--emulator-port", type=int, default=8765, help="the VK emulator's (EMULATOR_PORT=...)"
+    )
     args = parser.parse_args(argv)
-    setup = local.start(emulator_port=args.emulator_port)
+    ports = {
+        "the UI": args.port,
+        "the emulator": args.emulator_port,
+        "the code server": args.code_port,
+    }
+    if taken := taken_ports(args.host, ports):
+        print(
+            f"make dev: error: {' and '.join(taken)} on {args.host} already in use (another "
+            "`make dev`?): stop it, or choose others: make dev PORT=3001 EMULATOR_PORT=8766",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        setup = local.start(emulator_port=args.emulator_port)
+    except (local.SettingError, OSError) as exc:
+        print(f"make dev: error: {exc}", file=sys.stderr)
+        return 2
     stack = Stack(dict(os.environ), args.host, args.port, args.code_port or free_port(args.host))
     stopping = False
 
@@ -202,8 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         print("Dagster runs, event logs and schedules: PostgreSQL database 'dagster'")
         if (drops := local.drop_dir()) is not None:
             print(f"drop group-list files into {drops}")
+        written = local.write_setup_file(setup, "make dev")
         stack.start()
-        print(f"Dagster UI: {stack.url}  (Ctrl-C stops everything)", flush=True)
+        print(f"Dagster UI: {stack.url}  (Ctrl-C stops everything)")
+        print(
+            f"From another terminal (the setup is found through {written}):\n"
+            f"  {local.command_line('groups list')}",
+            flush=True,
+        )
         while not stopping and stack.alive():
             time.sleep(0.5)
     finally:

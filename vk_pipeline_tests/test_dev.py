@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -25,20 +24,9 @@ from vk_pipeline.emulator import World
 from vk_pipeline.jobs import crawl_job
 from vk_pipeline.local import demo_world, sqlalchemy_postgres_url
 from vk_pipeline.testing.crawl import range_tags
-from vk_pipeline.testing.databases import create_database, drop_database
 from vk_pipeline_tests.fixtures.processes import SESSION_ENV, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def dagster_database(pg_admin_url: str) -> Iterator[str]:
-    """A fresh database for Dagster's own storage (libpq URL), dropped after the test."""
-    url = create_database(pg_admin_url, "vkdg")
-    try:
-        yield url
-    finally:
-        drop_database(pg_admin_url, url)
 
 
 @pytest.fixture

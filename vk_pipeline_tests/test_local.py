@@ -7,7 +7,13 @@ from datetime import UTC, date, datetime
 import pytest
 
 from vk_pipeline.emulator import World
-from vk_pipeline.local import DEMO_WORLD, demo_world, sqlalchemy_postgres_url
+from vk_pipeline.local import (
+    DEMO_WORLD,
+    SettingError,
+    check_database_url,
+    demo_world,
+    sqlalchemy_postgres_url,
+)
 
 
 def test_the_demo_world_is_dated_today_with_the_same_content():
@@ -48,4 +54,34 @@ def test_dagster_storage_urls_use_psycopg2(url: str, expected: str):
 def test_a_non_postgres_url_is_refused_without_showing_its_password(bad: str):
     with pytest.raises(ValueError, match="DAGSTER_POSTGRES_URL") as err:
         sqlalchemy_postgres_url(bad)
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@db:5432/x",
+        "postgres://u@db/x",
+        "postgresql+psycopg://u@db/x",
+        "postgresql://postgres:@/vk_pipeline?host=/tmp/pgdata",  # the embedded server's socket
+        "host=db port=5432 dbname=x user=u",
+    ],
+)
+def test_database_urls_of_every_form_pass(url: str):
+    check_database_url(url)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not-a-url",
+        "",
+        "mysql://u:hunter2@db/x",
+        "host=db password=hunter2 junk",
+        "postgresql://u:hunter2@db:port/x",
+    ],
+)
+def test_a_database_url_that_is_none_is_refused_without_its_password(bad: str):
+    with pytest.raises(SettingError, match=r"^DATABASE_URL ") as err:
+        check_database_url(bad)
     assert "hunter2" not in str(err.value)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from vk_pipeline.search import main
+from vk_pipeline.search import SearchInputError
+from vk_pipeline.search import search as search_api
 from vk_pipeline.storage import PostgresResource
 from vk_pipeline_tests.fixtures.postgres import comment_rows, group_rows, post_rows
 
@@ -259,72 +259,43 @@ def test_an_odd_schema_name_works(database_url):
 
 
 # --------------------------------------------------------------------------------------------
-# The command
-
-
-def cli(pg: PostgresResource, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main([*argv, "--database-url", pg.database_url or ""], out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def test_cli_prints_group_link_date_author_and_snippet(pg):
-    code, out, err = cli(pg, "кофе -чай", "--group", "3", "--order", "date")
-    assert (code, err) == (0, "")
-    lines = out.splitlines()
-    assert lines[0] == (
-        "1. group 3  https://vk.com/wall-3_10?reply=7  2024-03-07 00:00 UTC  author 1007"
-        f"  rank {0.0607927:.4f}"
-    )
-    assert lines[1] == "   **Кофе** хороший, но дорогой"
-    assert lines[2].startswith("2. group 3  https://vk.com/wall-3_10?reply=6")
-    assert lines[-1] == "2 result(s), newest first"
-
-
-def test_cli_pages_with_after(pg):
-    code, out, _ = cli(pg, "кофе", "--limit", "2", "--order", "rank")
-    assert code == 0
-    cursor = out.splitlines()[-1].split("--after ")[1]
-    code, out2, _ = cli(pg, "кофе", "--limit", "2", "--after", cursor, "--json")
-    data = json.loads(out2)
-    first = {
-        int(line.split("reply=")[1].split()[0]) for line in out.splitlines() if "reply=" in line
-    }
-    second = {r["comment_id"] for r in data["results"]}
-    assert first | second == {3, 5, 6, 7} and not first & second
-    assert data["next_cursor"] == data["results"][-1]["cursor"]
-
-
-def test_cli_json_escapes_text_and_marks_highlights(postgres_resource):
-    write(postgres_resource, {1: (1, "Символы: <b>не html</b> & кофе", 0)})
-    _, out, _ = cli(
-        postgres_resource, "кофе", "--json", "--since", "2024-03-01", "--until", "2024-03-01"
-    )
-    [row] = json.loads(out)["results"]
-    assert row["snippet_html"].endswith("&amp; <b>кофе</b>")
-    assert "<b>кофе</b>" not in row["snippet"] and row["snippet"].endswith("& кофе")
-    assert row["url"] == "https://vk.com/wall-1_10?reply=1"
+# The Python API validates its input (the command's tests are in vk_pipeline_tests/cli/)
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("query", "kwargs", "message"),
     [
-        (["кофе", "--since", "2024-13-01"], "--since: '2024-13-01' is not a date"),
-        (["кофе", "--list", "нет"], "unknown group list 'нет'"),
-        (["кофе", "--after", "garbage"], "invalid search cursor 'garbage'"),
-        (["кофе", "--group", "abc"], "'abc' is not a VK group id"),
-        (["кофе", "--limit", "0"], "'0' is not a number from 1 to 1000"),
-        (["  "], "the query is empty"),
+        ("кофе", {"group_ids": [99999999999999999999999]}, "is not a VK group id"),
+        ("кофе", {"group_ids": [0]}, "is not a VK group id"),
+        ("кофе", {"group_ids": ["1"]}, "is not a VK group id"),
+        ("кофе", {"group_ids": list(range(1, 1002))}, "at most 1,000"),
+        ("ко\x00фе", {}, "the query contains a NUL character"),
+        ("кофе", {"list_name": "a\x00b"}, "the list name contains a NUL character"),
+        ("кофе", {"after": "\x00"}, "the cursor contains a NUL character"),
+        ("кофе " * 40_000, {}, "at most 1,000"),  # 200 KB: StatementTooComplex before
+        (" OR ".join(["кофе"] * 300), {}, "at most 1,000"),
+        (" OR ".join(["кофе"] * 20), {}, "39 words and operators; at most 32"),
+        ("   ", {}, "the query is empty"),
+        ("кофе", {"lim": 0}, "lim: 0 is not a number from 1 to 1,000"),
+        ("кофе", {"order": "random"}, "order: 'random' is not one of auto, rank, date"),
+        ("кофе", {"since": "2024-01-01"}, "since must be a datetime"),
     ],
 )
-def test_cli_bad_input_names_it(pg, argv, message, capsys):
-    code, _, err = cli(pg, *argv)
-    assert code == 2
-    assert message in err + capsys.readouterr().err
+def test_search_refuses_bad_input_before_the_database(pg, query, kwargs, message):
+    with pytest.raises(SearchInputError, match=re.escape(message)) as err:
+        search_api(pg, query, **kwargs)
+    assert err.value.__cause__ is None and err.value.__context__ is None
 
 
-def test_cli_no_results_and_posts(pg):
-    assert cli(pg, "жираф")[:2] == (0, "no results\n")
-    pg.execute("UPDATE vk.posts SET text = 'Кофе для всех' WHERE group_id = 1")
-    code, out, _ = cli(pg, "кофе", "--posts")
-    assert code == 0 and out.startswith("1. group 1  https://vk.com/wall-1_10  ")
+def test_database_refusals_are_search_errors_not_psycopg_ones(pg):
+    with pytest.raises(SearchInputError, match="unknown group list 'нет'") as err:
+        search_api(pg, "кофе", list_name="нет")
+    assert not isinstance(err.value, psycopg.Error) and err.value.__context__ is None
+    with pytest.raises(SearchInputError, match="invalid search cursor"):
+        search_api(pg, "кофе", after="garbage")
+
+
+def test_a_query_at_the_limits_runs(pg):
+    words = " OR ".join(["кофе"] * 16)  # 31 words: under the cap
+    assert {r["comment_id"] for r in search_api(pg, words)} == {3, 5, 6, 7}
+    assert {r["comment_id"] for r in search_api(pg, "-чай кофе")} == {3, 6, 7}
