@@ -35,6 +35,8 @@ from vk_pipeline.vk import (
 # A commit unit closes once it holds this many comments (and whenever a group is done): what a
 # kill loses, and what the run holds in memory besides the posts in flight.
 UNIT_COMMENTS = 5_000
+# ... or this many posts, whichever comes first (posts without comments still carry a sync row).
+UNIT_POSTS = 2_000
 # Results fetched ahead of the writer: the crawl goes on while a unit is written to Postgres.
 PREFETCH_POSTS = 200
 POST_INPUT_COLUMNS = [
@@ -123,20 +125,24 @@ class _Crawl(CrawlStream):
         vk_count: dict[PostRef, Any] = {}
         syncs: list[dict[str, Any]] = []
         gone: list[PostRef] = []
-        for gid in gids:
-            mine = self.posts[self.posts["group_id"] == gid]
-            syncs.extend(
-                self._sync(PostRef(-gid, int(pid)), 0, "ok", None)
-                for pid in never_synced_empty(mine)["id"]
-            )
-            gone.extend(PostRef(-gid, int(pid)) for pid in deleted_not_settled(mine)["id"])
-            crawl = self.policy.posts_to_crawl(mine)
-            refs = [PostRef(-gid, int(pid)) for pid in crawl["id"]]
-            vk_count.update(zip(refs, crawl["comments_count"], strict=True))
-            todo.extend(refs)
-            tally = self.tally[gid]
-            tally.posts_to_crawl = len(refs)
-            tally.reasons = {str(k): int(v) for k, v in crawl["reason"].value_counts().items()}
+        # Decided over the run's posts at once (the policy is vectorised): per-group filtering
+        # would cost groups x posts before the first request.
+        posts = self.posts[self.posts["group_id"].isin(gids)]
+        for gid, pid in _keys(never_synced_empty(posts)):
+            syncs.append(self._sync(PostRef(-gid, pid), 0, "ok", None))
+        gone.extend(PostRef(-gid, pid) for gid, pid in _keys(deleted_not_settled(posts)))
+        crawl = self.policy.posts_to_crawl(posts)
+        order = {gid: i for i, gid in enumerate(gids)}
+        crawl = crawl.iloc[
+            crawl["group_id"].map(order).to_numpy().argsort(kind="stable")
+        ]  # group by group, in the run's order, posts in stored order
+        refs = [PostRef(-gid, pid) for gid, pid in _keys(crawl)]
+        vk_count.update(zip(refs, crawl["comments_count"], strict=True))
+        todo.extend(refs)
+        for (gid, reason), n in crawl.groupby(["group_id", "reason"]).size().items():
+            tally = self.tally[int(gid)]
+            tally.posts_to_crawl += int(n)
+            tally.reasons[str(reason)] = int(n)
         yield from self._orphans_of_deleted_posts(gone, syncs)
         try:
             yield from self._crawl(todo, vk_count)
@@ -185,7 +191,9 @@ class _Crawl(CrawlStream):
                 done += 1
                 left[gid] -= 1
                 self._report(gid, left[gid], done, len(todo))
-                if unit_comments >= UNIT_COMMENTS or left[gid] == 0:
+                # A unit spans groups: a refresh of quiet groups is a few transactions, not
+                # one per group. It holds whole posts only, so nothing is marked synced early.
+                if unit_comments >= UNIT_COMMENTS or len(unit) >= UNIT_POSTS:
                     yield from self._write_unit(unit, vk_count)
                     unit, unit_comments = [], 0
             yield from self._write_unit(unit, vk_count)
@@ -309,3 +317,9 @@ class _Crawl(CrawlStream):
             "comments_status": status,
             "comments_error_code": code,
         }
+
+
+def _keys(posts: pd.DataFrame) -> Iterator[tuple[int, int]]:
+    """(group id, post id) of each row."""
+    for gid, pid in zip(posts["group_id"], posts["id"], strict=True):
+        yield int(gid), int(pid)

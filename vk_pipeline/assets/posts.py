@@ -14,7 +14,7 @@ from vk_pipeline.assets.common import (
 )
 from vk_pipeline.assets.groups import groups
 from vk_pipeline.assets.prefetch import Emit
-from vk_pipeline.assets.refresh import newest_post
+from vk_pipeline.assets.refresh import newest_by_group
 from vk_pipeline.assets.rows import (
     POST_COLUMNS,
     TOMBSTONE_COLUMNS,
@@ -31,6 +31,8 @@ from vk_pipeline.vk import VKResource, WallRequest, WallResult, fetch_walls
 CHUNK_POSTS = 2_000
 # Chunks read ahead of the writer, so the walls are paged on while posts are written.
 PREFETCH_CHUNKS = 4
+# Walls whose reading ends in one unit at most: what a failure mid-run can cost to list again.
+UNIT_WALLS = 100
 
 
 @dg.asset(
@@ -82,7 +84,10 @@ class _Listing(CrawlStream):
         gids: list[int],
     ) -> None:
         super().__init__(context, config, vk)
-        self.stored = stored
+        # Split once: per-wall filtering of one frame would cost groups x posts.
+        self.stored = {int(gid): df for gid, df in stored.groupby("group_id", sort=False)}
+        self.empty = stored.iloc[:0]
+        self.newest_stored = newest_by_group(stored)
         self.listed = listed
         self.gids = gids
 
@@ -95,9 +100,8 @@ class _Listing(CrawlStream):
         unreadable: dict[str, str] = {}
         per_group: dict[str, dict[str, Any]] = {}
         totals = {"posts_read": 0, "tombstoned": 0}
-        newest = {
-            gid: newest_post(None, self.stored[self.stored["group_id"] == gid]) for gid in self.gids
-        }
+        newest: dict[int, pd.Timestamp | None] = dict.fromkeys(self.gids)
+        newest.update(self.newest_stored)
 
         def produce(emit: Emit[WallResult | str]) -> None:
             # Logged by the caller: Dagster's log handler is not safe to call from this thread.
@@ -112,6 +116,27 @@ class _Listing(CrawlStream):
             for result in walls:
                 emit(result)
 
+        # Walls are written in units of about CHUNK_POSTS posts, several small walls to a unit:
+        # a refresh of quiet groups is then a few transactions, not a few per group. A wall's
+        # tombstones and listing row share the transaction of its last posts.
+        rows: list[dict[str, Any]] = []
+        tombs: list[dict[str, Any]] = []
+        listings: list[dict[str, Any]] = []
+
+        def unit() -> Iterator[pd.DataFrame | object]:
+            df = frame(rows, POST_COLUMNS)
+            self.metadata.setdefault(
+                "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
+            )
+            yield df
+            if tombs:
+                yield frame(tombs, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
+            if listings:
+                yield TableWrite("wall_listings", frame(listings, WALL_LISTING_COLUMNS))
+            # Committed as read: a later failure keeps them.
+            yield COMMIT
+            rows.clear(), tombs.clear(), listings.clear()
+
         try:
             with (
                 failing_fast(),
@@ -122,18 +147,16 @@ class _Listing(CrawlStream):
                         self.context.log.info(result)
                         continue
                     gid = -result.owner_id
-                    df = frame((post_row(p, gid) for p in result.posts), POST_COLUMNS)
-                    totals["posts_read"] += len(df)
-                    newest[gid] = newest_post(newest[gid], df)
-                    self.metadata.setdefault(
-                        "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
-                    )
-                    yield df
+                    read = [post_row(p, gid) for p in result.posts]
+                    rows.extend(read)
+                    totals["posts_read"] += len(read)
+                    newest[gid] = _newest(newest[gid], read)
                     if result.final:
                         if result.error is not None:
                             unreadable[str(gid)] = result.error.reason
-                        tombs = self._tombstones(result, since_by_owner[result.owner_id])
-                        totals["tombstoned"] += len(tombs)
+                        wall_tombs = self._tombstones(result, since_by_owner[result.owner_id])
+                        tombs.extend(wall_tombs)
+                        totals["tombstoned"] += len(wall_tombs)
                         per_group[str(gid)] = {
                             "posts": result.read,
                             "calls": result.cost.calls,
@@ -141,28 +164,36 @@ class _Listing(CrawlStream):
                             **({"unreadable": result.error.reason} if result.error else {}),
                         }
                         self.progress.update(f"group {gid}: {result.read:,} posts read", force=True)
-                        yield frame(tombs, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
                         if result.error is None:
                             # With the wall's last posts: a listing cut off before it never
                             # counts as complete, so the next run reaches back past it.
-                            yield TableWrite("wall_listings", self._listed(gid, newest[gid]))
-                    # Posts are committed as they are read (a wall's tombstones once it is read
-                    # in full): a later failure keeps them.
-                    yield COMMIT
+                            listings.append(self._listed(gid, newest[gid]))
+                    if len(rows) >= CHUNK_POSTS or (result.final and len(listings) >= UNIT_WALLS):
+                        yield from unit()
+                if rows or tombs or listings:
+                    yield from unit()
         finally:
             self.finish(**totals, unreadable_groups=unreadable, per_group=per_group)
 
-    def _listed(self, gid: int, through: pd.Timestamp | None) -> pd.DataFrame:
-        row = {"group_id": gid, "listed_at": self.now, "listed_through": through}
-        return frame([row], WALL_LISTING_COLUMNS)
+    def _listed(self, gid: int, through: pd.Timestamp | None) -> dict[str, Any]:
+        return {"group_id": gid, "listed_at": self.now, "listed_through": through}
 
     def _tombstones(self, result: WallResult, since: pd.Timestamp | None) -> list[dict[str, Any]]:
         """Posts inside the part just read in full that VK no longer returns are gone."""
         if result.error is not None:
             return []
         gid = -result.owner_id
-        mine = self.stored[self.stored["group_id"] == gid]
+        mine = self.stored.get(gid, self.empty)
         return [
             tombstone((-gid, pid), gid, self.now)
             for pid in self.policy.vanished(mine, result.ids, since)
         ]
+
+
+def _newest(known: pd.Timestamp | None, rows: list[dict[str, Any]]) -> pd.Timestamp | None:
+    """`newest_post` over rows not yet in a frame: the newest live, unpinned post date."""
+    dates = [r["date"] for r in rows if not r["is_pinned"] and not r["is_deleted"] and r["date"]]
+    if not dates:
+        return known
+    newest = pd.Timestamp(max(dates))
+    return newest if known is None or pd.isna(known) else max(pd.Timestamp(known), newest)

@@ -1,9 +1,13 @@
-"""Group keys -> ranged run requests of at most 50 groups, for the sensor and the schedule alike.
+"""Group keys -> ranged run requests, for the sensor and the schedule alike.
 
 A run over a partition range is one run for many groups (a run costs seconds of overhead here;
-1,000 groups must be 20 runs, not 1,000). A range covers every key between its ends in the
+1,000 groups must be a few runs, not 1,000). A range covers every key between its ends in the
 instance's order (insertion order for dynamic partitions), so keys are only grouped where they
 are consecutive in that order.
+
+New groups go 50 to a run (their size is unknown until their first load). Groups already stored
+can be cut by the VK work each is expected to cost (`weighted_chunks`): a refresh of quiet groups
+is then a few large runs, and a run of busy ones stays short.
 """
 
 from __future__ import annotations
@@ -50,6 +54,32 @@ def chunk_keys(
     return chunks
 
 
+def weighted_chunks(
+    order: Sequence[str],
+    wanted: Iterable[str],
+    weights: Mapping[str, float],
+    *,
+    budget: float,
+    max_keys: int,
+) -> list[list[str]]:
+    """Consecutive blocks cut greedily: a chunk closes before its weight would pass `budget` or
+    its size `max_keys` (a key heavier than the budget is a chunk of its own)."""
+    chunks: list[list[str]] = []
+    for block in consecutive_blocks(order, wanted):
+        current: list[str] = []
+        load = 0.0
+        for key in block:
+            weight = max(0.0, weights.get(key, 0.0))
+            if current and (load + weight > budget or len(current) >= max_keys):
+                chunks.append(current)
+                current, load = [], 0.0
+            current.append(key)
+            load += weight
+        if current:
+            chunks.append(current)
+    return chunks
+
+
 def ranged_run_requests(
     order: Sequence[str],
     wanted: Iterable[str],
@@ -58,8 +88,18 @@ def ranged_run_requests(
     tags: Mapping[str, str] | None = None,
     size: int = MAX_GROUPS_PER_RUN,
 ) -> list[dg.RunRequest]:
-    """One run request per chunk; run keys `<prefix>-<n>` so a repeated request launches once."""
-    chunks = chunk_keys(order, wanted, size)
+    """One run request per chunk of at most `size` keys (see `run_requests`)."""
+    return run_requests(chunk_keys(order, wanted, size), run_key_prefix=run_key_prefix, tags=tags)
+
+
+def run_requests(
+    chunks: Sequence[Sequence[str]],
+    *,
+    run_key_prefix: str,
+    tags: Mapping[str, str] | None = None,
+) -> list[dg.RunRequest]:
+    """One ranged run request per chunk; run keys `<prefix>-<n>` so a repeated request launches
+    once."""
     return [
         dg.RunRequest(
             run_key=f"{run_key_prefix}-{n:03d}",

@@ -1,9 +1,11 @@
-"""`daily_refresh`: every registered group re-crawled once a day, 50 groups a run.
+"""`daily_refresh`: every registered group re-crawled once a day, in runs sized by VK work.
 
 A plain `@dg.schedule`: `build_schedule_from_partitioned_job` refuses dynamic partitions. Each
 tick reads the group partitions from the instance and asks for one ranged run per chunk, keyed
 `refresh-<date>-<chunk>`; the scheduler does not launch a run key twice for the same tick, so a
-tick evaluated again (a daemon restarted mid-tick) launches nothing new.
+tick evaluated again (a daemon restarted mid-tick) launches nothing new. Chunks are cut by the
+VK work each group is expected to cost (`sizing.py`): quiet groups go hundreds to a run, busy
+ones a few, new ones 50.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
-from vk_pipeline.automation.chunks import ranged_run_requests
+from vk_pipeline.automation.chunks import run_requests
+from vk_pipeline.automation.sizing import size_runs
 from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.storage import PostgresResource
 
 SCHEDULE_NAME = "daily_refresh"
 ENV_CRON = "VK_PIPELINE_REFRESH_CRON"
@@ -45,18 +49,6 @@ def refresh_timezone() -> str:
     return name
 
 
-def refresh_requests(keys: list[str], day: str, size: int | None = None) -> list[dg.RunRequest]:
-    """Ranged run requests covering every key, keyed by day and chunk."""
-    extra = {"size": size} if size else {}
-    return ranged_run_requests(
-        keys,
-        keys,
-        run_key_prefix=f"refresh-{day}",
-        tags={REFRESH_TAG: day, "vk_pipeline/trigger": SCHEDULE_NAME},
-        **extra,
-    )
-
-
 def build_daily_refresh(
     *, cron: str | None = None, timezone: str | None = None
 ) -> dg.ScheduleDefinition:
@@ -68,10 +60,11 @@ def build_daily_refresh(
         execution_timezone=tz,
         job=crawl_job,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Re-crawls every registered group once a day, at most 50 groups per run.",
+        description="Re-crawls every registered group once a day, in runs of about 200 VK "
+        "requests of expected work (at most 500 groups; 50 for groups not loaded yet).",
     )
     def _schedule(
-        context: dg.ScheduleEvaluationContext,
+        context: dg.ScheduleEvaluationContext, postgres: PostgresResource
     ) -> list[dg.RunRequest] | dg.SkipReason:
         keys = list(context.instance.get_dynamic_partitions(GROUP_PARTITIONS_NAME))
         if not keys:
@@ -81,8 +74,17 @@ def build_daily_refresh(
             )
         when = context.scheduled_execution_time or datetime.now(ZoneInfo(tz))
         day = when.astimezone(ZoneInfo(tz)).date().isoformat()
-        requests = refresh_requests(keys, day)
-        context.log.info(f"{len(keys)} groups in {len(requests)} runs")
+        sizing = size_runs(keys, keys, postgres, when)
+        requests = run_requests(
+            sizing.chunks,
+            run_key_prefix=f"refresh-{day}",
+            tags={REFRESH_TAG: day, "vk_pipeline/trigger": SCHEDULE_NAME},
+        )
+        context.log.info(
+            f"{len(keys)} groups in {len(requests)} runs: about {sizing.expected_requests:g} VK "
+            f"requests expected for the {len(keys) - sizing.unknown_groups} stored, "
+            f"{sizing.unknown_groups} not loaded yet" + (f"; {sizing.note}" if sizing.note else "")
+        )
         return requests
 
     return _schedule

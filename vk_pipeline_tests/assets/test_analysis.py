@@ -271,8 +271,14 @@ def test_incremental_build_equals_a_full_rebuild(pipeline: Pipeline):
     for table in TABLE_KEYS:
         assert snapshot(pipeline, table) == incremental[table], table
 
-    # Nothing changed since: nothing is recomputed, nothing moves.
+    # Nothing changed since: nothing is recomputed, nothing moves, and one query for the whole
+    # run tells so (no group's state row is even rewritten).
+    state_sql = "SELECT asset, group_id, built_at FROM vk.analysis_state ORDER BY 1, 2"
+    with psycopg.connect(pipeline.database_url) as conn:
+        state_before = conn.execute(state_sql).fetchall()
     again = run(pipeline, ANALYSIS)
+    with psycopg.connect(pipeline.database_url) as conn:
+        assert conn.execute(state_sql).fetchall() == state_before
     for table in TABLE_KEYS:
         assert meta(again, table)["modes"] == {"unchanged": len(pipeline.keys)}
         assert meta(again, table)["rows_written"] == 0

@@ -13,6 +13,7 @@ from vk_pipeline.assets.refresh import (
     RefreshPolicy,
     deleted_not_settled,
     never_synced_empty,
+    newest_by_group,
     newest_post,
 )
 
@@ -125,3 +126,19 @@ def test_the_newest_post_ignores_pinned_and_deleted_ones():
     assert newest_post(None, frame) == ts(2)
     assert newest_post(ts(0.5), frame) == ts(0.5)
     assert newest_post(ts(9), frame.iloc[:0]) == ts(9)
+
+
+def test_newest_by_group_agrees_with_newest_post_for_each_group():
+    frame = posts(
+        {"date": ts(400), "is_pinned": True},
+        {"date": ts(2)},
+        {"date": ts(1), "is_deleted": True},
+        {"group_id": 2, "date": ts(5)},
+        {"group_id": 2, "date": ts(3)},
+        {"group_id": 3, "date": ts(1), "is_deleted": True},
+    )
+    by_group = newest_by_group(frame)
+    assert by_group == {1: ts(2), 2: ts(3)}
+    for gid, newest in by_group.items():
+        assert newest_post(None, frame[frame["group_id"] == gid]) == newest
+    assert 3 not in by_group  # only a deleted post: nothing known, as newest_post says

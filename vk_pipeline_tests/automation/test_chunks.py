@@ -1,4 +1,4 @@
-"""Group keys -> ranged run requests: at most 50 groups a run, ranges that cover exactly the keys."""
+"""Group keys -> ranged run requests: 50 groups a run or cut by weight, ranges that cover exactly the keys."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from vk_pipeline.automation.chunks import (
     chunk_keys,
     consecutive_blocks,
     ranged_run_requests,
+    weighted_chunks,
 )
 
 ORDER = [str(i) for i in range(1, 1001)]
@@ -54,3 +55,20 @@ def test_run_keys_tags_and_unknown_keys():
 
 def test_nothing_wanted_nothing_requested():
     assert ranged_run_requests(ORDER, [], run_key_prefix="p") == []
+
+
+def test_weighted_chunks_close_before_the_budget_or_the_size_cap():
+    weights = {k: 1.0 for k in ORDER}
+    weights[ORDER[5]] = 50.0  # heavier than the budget: a chunk of its own
+    chunks = weighted_chunks(ORDER, ORDER[:40], weights, budget=10.0, max_keys=1000)
+    assert [len(c) for c in chunks] == [5, 1, 10, 10, 10, 4]
+    assert [k for c in chunks for k in c] == ORDER[:40]
+    # The size cap holds however light the keys are.
+    light = weighted_chunks(ORDER, ORDER, {}, budget=10.0, max_keys=300)
+    assert [len(c) for c in light] == [300, 300, 300, 100]
+
+
+def test_weighted_chunks_never_join_keys_that_are_not_neighbours():
+    wanted = ORDER[:3] + ORDER[10:12]
+    chunks = weighted_chunks(ORDER, wanted, {}, budget=100.0, max_keys=100)
+    assert chunks == [ORDER[:3], ORDER[10:12]]

@@ -1,4 +1,4 @@
-"""`daily_refresh`: 1,000 registered groups make at most 20 ranged runs, keyed by date and chunk."""
+"""`daily_refresh`: ranged runs keyed by date and chunk, sized by the VK work stored groups cost."""
 
 from __future__ import annotations
 
@@ -6,28 +6,62 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import psycopg
 import pytest
 
 from vk_pipeline.automation import build_daily_refresh, daily_refresh
 from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
 from vk_pipeline.automation.schedules import ENV_CRON, ENV_TIMEZONE, refresh_cron
+from vk_pipeline.automation.sizing import MAX_GROUPS_PER_SIZED_RUN, RUN_BUDGET_REQUESTS
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.storage import PostgresResource
 
 TICK = datetime(2026, 3, 2, 3, 0, tzinfo=ZoneInfo("Europe/Moscow"))
 
 
-def evaluate(instance: dg.DagsterInstance, when: datetime = TICK) -> list[dg.RunRequest]:
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+# Nothing listens here: the store cannot be read, and the schedule must still refresh everything.
+UNREACHABLE = PostgresResource(
+    database_url="postgresql://postgres@127.0.0.1:9/none", connect_timeout=1
+)
+
+
+def evaluate(
+    instance: dg.DagsterInstance,
+    when: datetime = TICK,
+    postgres: PostgresResource = UNREACHABLE,
+) -> list[dg.RunRequest]:
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when, resources={"postgres": postgres}
+    )
     result = daily_refresh.evaluate_tick(context)
     assert result.skip_message is None
     return list(result.run_requests or [])
 
 
-def test_a_thousand_groups_make_twenty_runs_covering_each_group_once():
+def store_walls(postgres: PostgresResource, walls: dict[int, tuple[int, int]]) -> None:
+    """Groups listed before, each with `posts` recent posts of `comments` comments each."""
+    with psycopg.connect(postgres.resolved_url()) as conn:
+        for gid, (posts, comments) in walls.items():
+            conn.execute("INSERT INTO vk.groups (id, status) VALUES (%s, 'open')", (gid,))
+            conn.execute(
+                "INSERT INTO vk.wall_listings (group_id, listed_at) VALUES (%s, now())", (gid,)
+            )
+            conn.execute(
+                "INSERT INTO vk.posts (owner_id, id, group_id, date, comments_count)"
+                " SELECT -%(g)s, i, %(g)s, %(day)s, %(c)s FROM generate_series(1, %(n)s) i",
+                {"g": gid, "n": posts, "c": comments, "day": TICK},
+            )
+
+
+@pytest.mark.parametrize("store", ["empty", "unreachable"])
+def test_a_thousand_new_groups_make_twenty_runs_covering_each_group_once(
+    store: str, postgres_resource: PostgresResource
+):
     keys = [str(100_000 + i) for i in range(1000)]
+    postgres = postgres_resource if store == "empty" else UNREACHABLE
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
-        requests = evaluate(instance)
+        requests = evaluate(instance, postgres=postgres)
         assert len(requests) <= 20
         covered: list[str] = []
         for r in requests:
@@ -40,7 +74,27 @@ def test_a_thousand_groups_make_twenty_runs_covering_each_group_once():
         ]
         # Evaluating the same tick again asks for exactly the same run keys: the scheduler's
         # run-key check then launches nothing (test_daemon.py runs that path).
-        assert [r.run_key for r in evaluate(instance)] == [r.run_key for r in requests]
+        assert [r.run_key for r in evaluate(instance, postgres=postgres)] == [
+            r.run_key for r in requests
+        ]
+
+
+def test_stored_groups_are_sized_by_their_expected_vk_work(postgres_resource: PostgresResource):
+    # 1,200 quiet groups (3 posts without comments), then a busy one whose recent posts hold
+    # more comment pages than a run's budget, then 60 new groups.
+    quiet = {100_000 + i: (3, 0) for i in range(1200)}
+    busy = {200_000: (400, 1500)}  # 400 posts x 15 pages = 240 requests of recent comments
+    store_walls(postgres_resource, {**quiet, **busy})
+    keys = [str(g) for g in [*quiet, *busy]] + [str(300_000 + i) for i in range(60)]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
+        requests = evaluate(instance, postgres=postgres_resource)
+    sizes = [int(r.tags["vk_pipeline/groups"]) for r in requests]
+    # Quiet groups: as many to a run as the cap allows; the busy group alone; new ones 50 a run.
+    assert sizes[:3] == [MAX_GROUPS_PER_SIZED_RUN, MAX_GROUPS_PER_SIZED_RUN, 200]
+    assert requests[3].tags[RANGE_START_TAG] == requests[3].tags[RANGE_END_TAG] == "200000"
+    assert sizes[4:] == [50, 10]
+    assert RUN_BUDGET_REQUESTS < 240
 
 
 def test_the_date_is_the_tick_date_in_moscow():
@@ -54,7 +108,9 @@ def test_the_date_is_the_tick_date_in_moscow():
 
 def test_no_groups_skips_with_a_hint():
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=TICK)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=TICK, resources={"postgres": UNREACHABLE}
+        )
         result = daily_refresh.evaluate_tick(context)
         assert result.run_requests == [] or result.run_requests is None
         assert "groups add" in (result.skip_message or "")

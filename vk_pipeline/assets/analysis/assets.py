@@ -121,11 +121,19 @@ def analysis(
     builds: list[GroupBuild] = []
     with postgres.connection() as conn:
         builder = Builder(conn, postgres.schema_name, options)
-        for n, gid in enumerate(gids, 1):
+        unchanged = builder.unchanged_groups(gids, selected)
+        conn.commit()
+        for gid in unchanged:
+            builds.append(GroupBuild.unchanged(gid, selected))
+        todo = [gid for gid in gids if gid not in unchanged]
+        for n, gid in enumerate(todo, 1):
             # One transaction per group: a failure later in the run keeps earlier groups built.
             builds.append(builder.build_group(gid, selected))
             conn.commit()
-            progress.update(f"analysis: {n:,} / {len(gids):,} groups built")
+            progress.update(f"analysis: {n:,} / {len(todo):,} changed groups built")
+    context.log.info(f"analysis: {len(todo):,} groups built, {len(unchanged):,} unchanged")
+    position = {gid: i for i, gid in enumerate(gids)}
+    builds.sort(key=lambda b: position[b.group_id])
     elapsed = time.monotonic() - started
     for name in ANALYSIS_TABLES:
         if name in selected:

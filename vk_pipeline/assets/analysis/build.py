@@ -41,6 +41,23 @@ WATERMARK = """
 """
 
 
+UNCHANGED_GROUPS = """
+    WITH st AS (
+        SELECT group_id, min(watermark) AS since, min(full_built_at) AS full_at, count(*) AS n
+        FROM :"schema".analysis_state
+        WHERE group_id = ANY(%(gids)s) AND asset = ANY(%(assets)s)
+        GROUP BY group_id
+    )
+    SELECT st.group_id FROM st
+    WHERE st.n = cardinality(%(assets)s::text[])
+      AND st.full_at >= now() - %(rebuild_after)s
+      AND NOT EXISTS (SELECT 1 FROM :"schema".posts p
+                      WHERE p.group_id = st.group_id AND p.last_changed_at >= st.since)
+      AND NOT EXISTS (SELECT 1 FROM :"schema".groups g
+                      WHERE g.id = st.group_id AND g.last_changed_at >= st.since)
+"""
+
+
 @dataclass
 class GroupBuild:
     """What one group's build did, per asset."""
@@ -50,6 +67,17 @@ class GroupBuild:
     rows_written: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     changed_posts: int | None = None
+
+    @classmethod
+    def unchanged(cls, gid: int, assets: Collection[str]) -> GroupBuild:
+        names = [a for a in ANALYSIS_TABLES if a in assets]
+        return cls(
+            gid,
+            modes=dict.fromkeys(names, "unchanged"),
+            rows_written=dict.fromkeys(names, 0),
+            seconds=dict.fromkeys(names, 0.0),
+            changed_posts=0,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +107,20 @@ class Builder:
         with self.conn.cursor() as cur:
             row = cur.execute(self._sql(text), params or None).fetchone()
             return row[0] if row else None
+
+    def unchanged_groups(self, gids: list[int], assets: Collection[str]) -> set[int]:
+        """Groups with nothing to build: every asset built before, its last full build recent,
+        and no post or group row changed since. One query for the run, so a refresh of quiet
+        groups does not pay a transaction per group to learn that nothing changed (their state
+        rows keep the older watermark, which only widens the next build's look back)."""
+        if self.options.full_rebuild or not gids:
+            return set()
+        with self.conn.cursor() as cur:
+            rows = cur.execute(
+                self._sql(UNCHANGED_GROUPS),
+                {"gids": gids, "assets": list(assets), "rebuild_after": self.options.rebuild_after},
+            ).fetchall()
+        return {gid for (gid,) in rows}
 
     def build_group(self, gid: int, assets: Collection[str]) -> GroupBuild:
         """Build ``assets`` for group ``gid`` in one transaction (committed by the caller)."""
