@@ -141,7 +141,7 @@ def _mostly_utf8(data: bytes) -> bool:
             valid += 1
         except UnicodeDecodeError:
             invalid += 1
-    return valid > invalid
+    return valid > 0 and valid >= invalid
 
 
 def _bomless_utf16(head: bytes) -> str | None:

@@ -80,7 +80,7 @@ def parse_isolated(
             out,
             fallback_sha256,
             size,
-            f"reading it took longer than {deadline:.0f} s, the limit for one dropped file",
+            f"reading it took longer than {deadline:.3g} s, the limit for one dropped file",
         )
     if proc.returncode == 0:
         try:

@@ -377,7 +377,7 @@ def _read_field(result: ParsedFile, text: str, line: int, position: int, sheet: 
         elif not field_has_ref:
             words = " ".join(t for t, _ in item)
             reason = (
-                item[0][1].reason
+                _reason(item[0][0], item[0][1].reason)
                 if len(item) == 1
                 else f"{_preview(words)!r} names no VK community "
                 "(expected an id, a screen name or a vk.com link)"
@@ -398,7 +398,15 @@ def _add(result: ParsedFile, line: int, position: int, token: str, p: Parsed, sh
     if p.ref is not None:
         result.entries.append(Entry(line, position, token, p.ref, sheet))
     else:
-        result.rejections.append(Rejection(line, position, _preview(token), p.reason or "", sheet))
+        result.rejections.append(
+            Rejection(line, position, _preview(token), _reason(token, p.reason), sheet)
+        )
+
+
+def _reason(token: str, reason: str | None) -> str:
+    """A reason quotes its token: quoted as an excerpt, so it carries no secret or newline."""
+    shown = excerpt(token, 40)
+    return (reason or "").replace(repr(token), repr(shown)).replace(token, shown)
 
 
 # -- tables ------------------------------------------------------------------------------------
