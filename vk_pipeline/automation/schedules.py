@@ -17,7 +17,7 @@ from dagster._utils.schedules import is_valid_cron_string
 
 from vk_pipeline.automation.chunks import ranged_run_requests
 from vk_pipeline.jobs import crawl_job
-from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.partitions import GROUP_PARTITIONS_NAME, is_group_key
 
 SCHEDULE_NAME = "daily_refresh"
 ENV_CRON = "VK_PIPELINE_REFRESH_CRON"
@@ -46,11 +46,12 @@ def refresh_timezone() -> str:
 
 
 def refresh_requests(keys: list[str], day: str, size: int | None = None) -> list[dg.RunRequest]:
-    """Ranged run requests covering every key, keyed by day and chunk."""
+    """Ranged run requests covering every valid key, keyed by day and chunk; an invalid key (added
+    through the UI or GraphQL) is in no range, so it cannot fail the good groups beside it."""
     extra = {"size": size} if size else {}
     return ranged_run_requests(
         keys,
-        keys,
+        [k for k in keys if is_group_key(k)],
         run_key_prefix=f"refresh-{day}",
         tags={REFRESH_TAG: day, "vk_pipeline/trigger": SCHEDULE_NAME},
         **extra,

@@ -12,9 +12,12 @@ import dagster as dg
 import psycopg
 import pytest
 
+from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
 from vk_pipeline.automation.events import GROUP_LISTS_KEY
+from vk_pipeline.automation.schedules import refresh_requests
 from vk_pipeline.grouplists.decode import MAX_XLSX_UNPACKED_BYTES
 from vk_pipeline.grouplists.reader import MAX_FILE_BYTES
+from vk_pipeline.partitions import is_group_key
 from vk_pipeline.testing.corpus import PNG_BYTES
 from vk_pipeline_tests.automation.conftest import Harness
 from vk_pipeline_tests.automation.test_sensors import event_for, ids, listing, skip
@@ -131,3 +134,21 @@ def test_a_quiet_tick_says_why(harness: Harness):
     harness.step()
     result, _ = harness.step()
     assert "1 file(s) there, all read before" in skip(result)
+
+
+BAD_KEYS = ["1; DROP TABLE vk.posts", "-5", "0", "", "zerno_coffee_club", "7\n8", "<script>"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_the_shared_validator_refuses_the_attack_keys(key: str):
+    assert not is_group_key(key)
+
+
+def test_the_daily_refresh_puts_no_invalid_key_in_any_range():
+    order = ["1", "2", "-5", "3", "4", "1; DROP TABLE vk.posts", "5", "<script>"]
+    runs = refresh_requests(order, "2026-12-07")
+    ranges = [
+        order[order.index(r.tags[RANGE_START_TAG]) : order.index(r.tags[RANGE_END_TAG]) + 1]
+        for r in runs
+    ]
+    assert ranges == [["1", "2"], ["3", "4"], ["5"]]
