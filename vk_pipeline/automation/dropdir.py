@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vk_pipeline.grouplists.reader import excerpt
+from vk_pipeline.grouplists.excerpts import escaped
 
 ENV_DROP_DIR = "VK_PIPELINE_DROP_DIR"
 ENV_SETTLE = "VK_PIPELINE_DROP_SETTLE_SECONDS"
@@ -58,7 +58,7 @@ class DroppedFile:
     @property
     def shown(self) -> str:
         """The name as logs and tables may show it: escaped, short (a name can hold a newline)."""
-        return excerpt(self.path.name)
+        return escaped(self.path.name)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def scan(
             continue
         problem = _not_regular(st)
         if problem:
-            refused.append(RefusedEntry(excerpt(name), problem))
+            refused.append(RefusedEntry(escaped(name), problem))
             continue
         if now - st.st_mtime < settle:
             settling += 1

@@ -42,8 +42,8 @@ from vk_pipeline.grouplists import (
     ParsedFile,
     check_files,
 )
+from vk_pipeline.grouplists.excerpts import escaped
 from vk_pipeline.grouplists.isolated import DEADLINE_SECONDS, parse_isolated
-from vk_pipeline.grouplists.reader import excerpt
 from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME, is_group_key
 from vk_pipeline.storage import PostgresResource
@@ -155,7 +155,7 @@ def read_new_files(
     for f, p in parsed:
         if p.sha256 in already:
             context.log.info(
-                f"{f.shown}: same content as {excerpt(already[p.sha256])}, already read"
+                f"{f.shown}: same content as {escaped(already[p.sha256])}, already read"
             )
             registry.remember_paths([(f.key, f.size, f.mtime_ns, p.sha256)])
         else:
@@ -176,7 +176,7 @@ def read_new_files(
     context.log.info(f"resolved {len(fresh)} file(s) with {requests} VK request(s)")
     tracked = {int(k) for k in partition_ids(context.instance) if is_group_key(k)}
     for (f, _), report in zip(fresh.values(), reports, strict=True):
-        record = registry.record(report, tracked, source="drop", path=excerpt(str(f.path), 300))
+        record = registry.record(report, tracked, source="drop", path=escaped(str(f.path), 400))
         tracked.update(record.new_group_ids)
         registry.remember_paths([(f.key, f.size, f.mtime_ns, report.sha256)])
         _log_report(context, report, record)
@@ -243,7 +243,7 @@ def report_files(
         rejections = registry.rejections(record.sha256, MAX_REJECTIONS_SHOWN)
         tick.events.append(file_event(record, rejections, run_keys, appended))
         tick.messages.append(
-            f"{record.file_name}: {record.groups_found} groups, {len(keys)} new, "
+            f"{escaped(record.file_name)}: {record.groups_found} groups, {len(keys)} new, "
             f"{record.rejected_count} lines rejected"
             + (f" (not read: {record.file_error})" if record.file_error else "")
         )

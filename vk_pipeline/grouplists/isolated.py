@@ -23,13 +23,8 @@ import subprocess
 import sys
 from typing import Any
 
-from vk_pipeline.grouplists.reader import (
-    Entry,
-    ParsedFile,
-    Rejection,
-    excerpt,
-    read_stream,
-)
+from vk_pipeline.grouplists.excerpts import excerpt
+from vk_pipeline.grouplists.reader import Entry, ParsedFile, Rejection, read_stream
 from vk_pipeline.grouplists.refs import Ref
 
 MEMORY_BYTES = 768 * 1024 * 1024

@@ -12,7 +12,6 @@ import gc
 import hashlib
 import io
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vk_pipeline.grouplists.decode import NotText, decode
+from vk_pipeline.grouplists.excerpts import excerpt
 from vk_pipeline.grouplists.refs import Parsed, Ref, parse_token
 
 
@@ -35,7 +35,6 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_LINES = 200_000
 # A quoted CSV cell may span lines; one whose quote never closes is cut off after this many.
 MAX_QUOTED_LINES = 20
-EXCERPT_CHARS = 80
 SAMPLE_ROWS = 300
 _READ_CHUNK = 1 << 20
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
@@ -273,32 +272,6 @@ def _line_problem(line: str) -> str | None:
             f"{MAX_LINE_CHARS:,}"
         )
     return None
-
-
-# `NAME=value` (an .env or config line) and long token-shaped runs: shown without their value.
-_ASSIGNMENT = re.compile(r"^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.]*\s*[=:]\s*)\S.*$")
-_TOKENISH = re.compile(r"[A-Za-z0-9_\-.+/=]{32,}")
-
-
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """A short, escaped, secret-free stand-in for text that came from a file (or its name).
-
-    Control and format characters (newlines, NUL, bidi overrides) are shown escaped so a line or
-    a file name cannot split or disguise a log line; a `NAME=value` line and any long token-like
-    run lose their value, so a dropped .env file leaves no secret in tables or logs.
-    """
-    text = _ASSIGNMENT.sub(r"\1***", text[: limit * 4])
-    text = _TOKENISH.sub(lambda m: m.group(0)[:4] + "***", text)
-    out: list[str] = []
-    for ch in text:
-        if ch in "\t" or not unicodedata.category(ch).startswith("C"):
-            out.append(ch)
-        elif ch == "\x00":
-            out.append("\\0")
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-    shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 _preview = excerpt

@@ -15,8 +15,9 @@ from vk_pipeline.grouplists import parse_bytes, read_file
 from vk_pipeline.grouplists import reader as reader_module
 from vk_pipeline.grouplists import xlsx as xlsx_module
 from vk_pipeline.grouplists.decode import MAX_XLSX_UNPACKED_BYTES
+from vk_pipeline.grouplists.excerpts import escaped, excerpt
 from vk_pipeline.grouplists.isolated import parse_isolated
-from vk_pipeline.grouplists.reader import MAX_FILE_BYTES, MAX_LINES, excerpt
+from vk_pipeline.grouplists.reader import MAX_FILE_BYTES, MAX_LINES
 from vk_pipeline.testing.corpus import PNG_BYTES
 
 SECRET = "vk1.a.Zk9qR2xvT0hHc2VjcmV0VG9rZW5Gb3JUZXN0c09ubHkxMjM0NTY3ODk"
@@ -224,3 +225,8 @@ def test_the_isolated_reader_returns_what_the_reader_returns(tmp_path: Path):
         os.close(fd)
     direct = reader_module.read_file(path)
     assert parsed == direct
+
+
+def test_file_names_are_escaped_but_not_masked():
+    assert escaped("list=cafes 2024.csv") == "list=cafes 2024.csv"
+    assert escaped("a\nb.txt") == "a\\nb.txt"
