@@ -4,7 +4,9 @@ Each tick:
 1. confirms the files the previous tick reported (its cursor): the daemon only stores a cursor
    once it has added the partitions and submitted the runs of that tick;
 2. reads files it has not seen (by content hash, so a copy or a renamed file is not read again;
-   an edited file is), resolves their communities through VK and records each file in Postgres;
+   an edited file is), each in a child process under the reader's limits and a deadline
+   (`grouplists.isolated`), resolves their communities through VK within the tick's budget and
+   records each file in Postgres; links, devices and hard-linked files are refused unopened;
 3. reports every recorded but unconfirmed file (those just read, those `groups add` registered,
    those of a tick that never completed): an asset event on `group_lists` with the rejected
    lines, new partitions, and ranged runs of `crawl_groups` for the new groups only, with run keys

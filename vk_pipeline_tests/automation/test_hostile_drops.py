@@ -12,6 +12,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from vk_pipeline.automation import sensors
 from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
 from vk_pipeline.automation.events import GROUP_LISTS_KEY
 from vk_pipeline.automation.schedules import refresh_requests
@@ -152,3 +153,21 @@ def test_the_daily_refresh_puts_no_invalid_key_in_any_range():
         for r in runs
     ]
     assert ranges == [["1", "2"], ["3", "4"], ["5"]]
+
+
+def test_a_file_past_its_deadline_is_killed_and_the_other_files_go_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sensors, "DEADLINE_SECONDS", 1.0)
+    # 150,000 lines of label words: several seconds of parsing, far past a 1 s deadline.
+    harness.drop("slow.txt", "club12345 some label words here\n" * 150_000, age=120)
+    good = ids(harness, 0, 3)
+    harness.drop("good.txt", listing(good), age=60)
+    started = time.monotonic()
+    result, runs = harness.step()
+    took = time.monotonic() - started
+    slow = event_for(result, "slow.txt")
+    assert isinstance(slow, dg.AssetObservation)
+    assert "longer than 1 s, the limit for one dropped file" in slow.description
+    assert sorted(k for r in runs for k in harness.keys_of(r)) == sorted(str(g) for g in good)
+    assert took < 10, took
