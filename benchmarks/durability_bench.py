@@ -2,6 +2,8 @@
 
 * kill: kill -9 of a crawl process at about half of a ~100k-comment group, then a rerun: does the
   database equal the truth, rerun requests / the remaining work's lower bound, duplicated rows;
+* kill-six: the same for six groups of every size (issue 20's case: the largest ~600 posts and
+  ~20k comments), killed at 55 % of the comments stored;
 * soak: a full load and three daily refreshes with ~10 % of requests failing in every way the
   emulator injects: equal to the truth after each pass, requests / the same passes fault-free;
 * staleness: silent edits and stub deletions (comments.count unchanged), then daily refreshes
@@ -76,8 +78,7 @@ def child(url: str, server: EmulatorServer, world: World, rate: float) -> subpro
     return crawl_process(url, server.base_url, world, keys_of(world), rate=rate)
 
 
-def kill_section(admin: str | None, comments: int) -> None:
-    world = World(WorldSpec(seed=81, groups=1, posts=1500, comments=comments, special_groups=False))
+def kill_section(admin: str | None, world: World, fraction: float = 0.5) -> None:
     total = sum(1 for _ in iter_live(world))
     with (
         EmulatorServer(world, rate=3).start() as server,
@@ -85,10 +86,10 @@ def kill_section(admin: str | None, comments: int) -> None:
         dg.instance_for_test() as instance,
     ):
         proc = child(url, server, world, 3)
-        while proc.poll() is None and stored_comments(url) < total / 2:
+        while proc.poll() is None and stored_comments(url) < total * fraction:
             time.sleep(0.1)
         if proc.poll() is not None:
-            row("kill -9", "the crawl ended before half: nothing measured")
+            row("kill -9", f"the crawl ended before {fraction:.0%}: nothing measured")
             return
         at_kill = stored_comments(url)
         os.kill(proc.pid, signal.SIGKILL)
@@ -103,7 +104,12 @@ def kill_section(admin: str | None, comments: int) -> None:
             {"as_of": as_of(world)},
         )
         requests = server.stats()["http_requests"]
-        row("kill -9 at", f"{at_kill:,} of {total:,} comments stored ({at_kill / total:.0%})")
+        sizes = sorted((len(world.posts(g)) for g in world.group_ids()), reverse=True)
+        row(
+            "kill -9 at",
+            f"{at_kill:,} of {total:,} comments stored ({at_kill / total:.0%}); "
+            f"{len(sizes)} group(s) of {', '.join(map(str, sizes))} posts",
+        )
         row(
             "rerun succeeded; database equals the truth",
             f"{'yes' if result.success else 'NO'}; {'yes' if matches_truth(world, url) else 'NO'}",
@@ -256,7 +262,7 @@ def memory_section(admin: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", help="admin URL of a server (default: embedded)")
-    parser.add_argument("--only", default="kill,soak,staleness,memory")
+    parser.add_argument("--only", default="kill,kill-six,soak,staleness,memory")
     parser.add_argument("--kill-comments", type=int, default=100_000)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -265,7 +271,13 @@ def main() -> None:
     print("| figure | value | goal |")
     print("|---|---|---|")
     if "kill" in sections:
-        kill_section(args.database_url, args.kill_comments)
+        spec = WorldSpec(
+            seed=81, groups=1, posts=1500, comments=args.kill_comments, special_groups=False
+        )
+        kill_section(args.database_url, World(spec))
+    if "kill-six" in sections:
+        spec = WorldSpec(seed=84, groups=6, posts=1100, comments=31_000, special_groups=False)
+        kill_section(args.database_url, World(spec), 0.55)
     if "soak" in sections:
         soak_section(args.database_url)
     if "staleness" in sections:

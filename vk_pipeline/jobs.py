@@ -7,6 +7,7 @@ import dagster as dg
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.partitions import group_partitions
+from vk_pipeline.storage import DATABASE_RETRY
 
 # The analysis assets ride along, so every crawl (sensor, daily refresh) leaves them current;
 # selecting assets also selects their checks, so the checks run in the same run.
@@ -17,6 +18,8 @@ crawl_job = dg.define_asset_job(
     # The steps run one after another anyway (each needs the previous one's rows); in the run's
     # own process they skip a process start-up (and a code load) per step.
     executor_def=dg.in_process_executor,
+    # Checks and analysis steps touch Postgres too: a lost connection is retried for them as well.
+    op_retry_policy=DATABASE_RETRY,
     description="Groups, posts and comments for the selected group partitions, their checks "
     "and the analysis tables.",
 )

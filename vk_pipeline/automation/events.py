@@ -60,7 +60,11 @@ def file_event(
         "groups_banned_or_deleted": record.groups_deactivated,
         "duplicates": record.duplicates,
         "rejected_lines": record.rejected_count,
-        "rejections": dg.MetadataValue.md(rejections_markdown(rejections, record.rejected_count)),
+        "rejections": dg.MetadataValue.md(
+            f"The file was not read: {_md_cell(record.file_error)}"
+            if record.file_error
+            else rejections_markdown(rejections, record.rejected_count)
+        ),
         "run_keys": ", ".join(run_keys) or "none: no new groups",
         "partitions_added": len(new_keys),
     }

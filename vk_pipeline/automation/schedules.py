@@ -18,9 +18,9 @@ import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
 from vk_pipeline.automation.chunks import run_requests
-from vk_pipeline.automation.sizing import size_runs
+from vk_pipeline.automation.sizing import Sizing, size_runs
 from vk_pipeline.jobs import crawl_job
-from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.partitions import GROUP_PARTITIONS_NAME, is_group_key
 from vk_pipeline.storage import PostgresResource
 
 SCHEDULE_NAME = "daily_refresh"
@@ -49,6 +49,21 @@ def refresh_timezone() -> str:
     return name
 
 
+def plan_refresh(keys: list[str], postgres: PostgresResource | None, when: datetime) -> Sizing:
+    """Every valid key, cut into runs by expected VK work. A key that is not a group id (added
+    through the UI or GraphQL) is in no range, so it cannot fail the good groups beside it."""
+    return size_runs(keys, [k for k in keys if is_group_key(k)], postgres, when)
+
+
+def refresh_requests(sizing: Sizing, day: str) -> list[dg.RunRequest]:
+    """One ranged run per chunk, keyed by day and chunk."""
+    return run_requests(
+        sizing.chunks,
+        run_key_prefix=f"refresh-{day}",
+        tags={REFRESH_TAG: day, "vk_pipeline/trigger": SCHEDULE_NAME},
+    )
+
+
 def build_daily_refresh(
     *, cron: str | None = None, timezone: str | None = None
 ) -> dg.ScheduleDefinition:
@@ -74,16 +89,13 @@ def build_daily_refresh(
             )
         when = context.scheduled_execution_time or datetime.now(ZoneInfo(tz))
         day = when.astimezone(ZoneInfo(tz)).date().isoformat()
-        sizing = size_runs(keys, keys, postgres, when)
-        requests = run_requests(
-            sizing.chunks,
-            run_key_prefix=f"refresh-{day}",
-            tags={REFRESH_TAG: day, "vk_pipeline/trigger": SCHEDULE_NAME},
-        )
+        sizing = plan_refresh(keys, postgres, when)
+        requests = refresh_requests(sizing, day)
         context.log.info(
-            f"{len(keys)} groups in {len(requests)} runs: about {sizing.expected_requests:g} VK "
-            f"requests expected for the {len(keys) - sizing.unknown_groups} stored, "
-            f"{sizing.unknown_groups} not loaded yet" + (f"; {sizing.note}" if sizing.note else "")
+            f"{sizing.groups} groups in {len(requests)} runs: about "
+            f"{sizing.expected_requests:g} VK requests expected for the "
+            f"{sizing.groups - sizing.unknown_groups} stored, {sizing.unknown_groups} not loaded "
+            f"yet" + (f"; {sizing.note}" if sizing.note else "")
         )
         return requests
 

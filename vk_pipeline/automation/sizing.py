@@ -51,6 +51,7 @@ WORK_SQL = """
 @dataclass(frozen=True)
 class Sizing:
     chunks: list[list[str]]
+    groups: int
     expected_requests: float
     unknown_groups: int
     note: str = ""
@@ -82,12 +83,13 @@ def group_weights(
 
 
 def size_runs(
-    order: Sequence[str], keys: Sequence[str], postgres: PostgresResource, now: datetime
+    order: Sequence[str], keys: Sequence[str], postgres: PostgresResource | None, now: datetime
 ) -> Sizing:
-    """`keys` cut into consecutive runs of about `RUN_BUDGET_REQUESTS` of expected VK work."""
+    """`keys` cut into consecutive runs of about `RUN_BUDGET_REQUESTS` of expected VK work
+    (without a store, every group counts as not loaded yet)."""
     note = ""
     try:
-        known = group_weights(postgres, keys, now)
+        known = group_weights(postgres, keys, now) if postgres is not None else {}
     except Exception as exc:  # any storage trouble: fall back, never skip the refresh
         known = {}
         note = f"stored wall sizes unreadable ({type(exc).__name__}): 50 groups a run"
@@ -96,4 +98,4 @@ def size_runs(
         order, keys, weights, budget=RUN_BUDGET_REQUESTS, max_keys=MAX_GROUPS_PER_SIZED_RUN
     )
     unknown = sum(1 for k in keys if k not in known)
-    return Sizing(chunks, round(sum(known.values()), 1), unknown, note)
+    return Sizing(chunks, len(keys), round(sum(known.values()), 1), unknown, note)

@@ -129,7 +129,7 @@ def add(session: Session, items: tuple[str, ...], list_name: str | None) -> int:
             path=str(Path(report.path).expanduser().resolve()) if is_file else None,
             list_name=(list_name or "") if is_file else list_name,
         )
-        keys = [str(i) for i in record.new_group_ids]
+        keys = [str(i) for i in record.new_group_ids if is_group_key(str(i))]
         if keys:
             session.dagster(
                 lambda k=keys: instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, k)

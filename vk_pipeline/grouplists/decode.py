@@ -47,11 +47,18 @@ class NotText(Exception):
     """The file as a whole cannot be read as a group list; the message says what it is."""
 
 
+# A workbook is a zip: its directory says how much its members unpack to, before any is opened.
+MAX_XLSX_UNPACKED_BYTES = 64 * 1024 * 1024
+MAX_ZIP_MEMBERS = 2_000
+
+
 @dataclass(frozen=True)
 class Decoded:
     kind: str  # "text" or "xlsx"
     text: str = ""
     encoding: str | None = None
+    # UTF-8 with a few invalid bytes: those lines hold U+FFFD and are rejected one by one.
+    damaged_lines: bool = False
 
 
 def decode(data: bytes) -> Decoded:
@@ -63,17 +70,19 @@ def decode(data: bytes) -> Decoded:
             raise NotText(f"this is {what}, not a list of groups")
     if data.startswith(b"RIFF") and data[8:12] in (b"WEBP", b"WAVE", b"AVI "):
         raise NotText("this is a media file (RIFF), not a list of groups")
-    text, encoding = _text(data)
+    text, encoding, damaged = _text(data)
     _check_textual(text, data)
-    return Decoded("text", text, encoding)
+    return Decoded("text", text, encoding, damaged)
 
 
 def _zip_kind(data: bytes) -> Decoded:
     try:
-        names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
-    except zipfile.BadZipFile:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
         raise NotText("this is a damaged ZIP archive, not a list of groups") from None
+    names = {i.filename for i in infos}
     if "xl/workbook.xml" in names:
+        check_unpacked_size(infos)
         return Decoded("xlsx", encoding=None)
     if "word/document.xml" in names:
         raise NotText("this is a Word document: save the list as .txt, .csv or .xlsx")
@@ -82,23 +91,57 @@ def _zip_kind(data: bytes) -> Decoded:
     raise NotText("this is a ZIP archive, not a list of groups")
 
 
-def _text(data: bytes) -> tuple[str, str]:
+def check_unpacked_size(infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse a workbook whose directory promises more than the caps (a zip bomb), unopened."""
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise NotText(
+            f"this workbook holds {len(infos):,} parts; a group-list workbook may hold at most "
+            f"{MAX_ZIP_MEMBERS:,}"
+        )
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > MAX_XLSX_UNPACKED_BYTES:
+        raise NotText(
+            f"this workbook unpacks to {unpacked / 2**20:,.0f} MB; a group-list workbook may "
+            f"unpack to at most {MAX_XLSX_UNPACKED_BYTES // 2**20} MB"
+        )
+
+
+def _text(data: bytes) -> tuple[str, str, bool]:
     if data.startswith(codecs.BOM_UTF32_LE) or data.startswith(codecs.BOM_UTF32_BE):
-        return data.decode("utf-32", errors="replace"), "utf-32"
+        return data.decode("utf-32", errors="replace"), "utf-32", False
     if data.startswith(codecs.BOM_UTF8):
-        return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
+        text = data[3:].decode("utf-8", errors="replace")
+        return text, "utf-8-sig", "\ufffd" in text
     if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
-        return data.decode("utf-16", errors="replace"), "utf-16"
+        return data.decode("utf-16", errors="replace"), "utf-16", False
     utf16 = _bomless_utf16(data[:4096])
     if utf16:
-        return data.decode(utf16, errors="replace"), utf16
+        return data.decode(utf16, errors="replace"), utf16, False
     try:
-        return data.decode("utf-8"), "utf-8"
+        return data.decode("utf-8"), "utf-8", False
     except UnicodeDecodeError:
         pass
+    if _mostly_utf8(data):
+        # A UTF-8 file with a few damaged bytes: read as UTF-8; the damaged lines are rejected
+        # alone rather than the whole file turning into cp1251 mojibake.
+        return data.decode("utf-8", errors="replace"), "utf-8", True
     # Not UTF-8: the other encoding people's tools write here is Windows-1251 (Excel, Notepad in
     # a Russian locale). cp1251 leaves one byte undefined; replace it rather than give up.
-    return data.decode("cp1251", errors="replace"), "cp1251"
+    return data.decode("cp1251", errors="replace"), "cp1251", False
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Most lines with non-ASCII bytes are valid UTF-8 (cp1251 Cyrillic practically never is)."""
+    valid = invalid = 0
+    for line in data.splitlines():
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            valid += 1
+        except UnicodeDecodeError:
+            invalid += 1
+    return valid > 0 and valid >= invalid
 
 
 def _bomless_utf16(head: bytes) -> str | None:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import csv
 import gc
 import hashlib
+import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
+from typing import BinaryIO
 
 from vk_pipeline.grouplists.decode import NotText, decode
+from vk_pipeline.grouplists.excerpts import excerpt
 from vk_pipeline.grouplists.refs import Parsed, Ref, parse_token
 
 
@@ -25,9 +28,15 @@ def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+# The limits a group-list file is read under (README, "Limits"). A file over one is rejected
+# whole with a message naming it; a line over the line limit is rejected alone.
 MAX_LINE_CHARS = 4096
-MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_LINES = 200_000
+# A quoted CSV cell may span lines; one whose quote never closes is cut off after this many.
+MAX_QUOTED_LINES = 20
 SAMPLE_ROWS = 300
+_READ_CHUNK = 1 << 20
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
 _TOKEN_SPLIT = re.compile(r"[\s,;|]+")
 _WORD_SPLIT = re.compile(r"[^\w]+")
@@ -87,19 +96,43 @@ class ParsedFile:
     file_error: str | None = None
 
 
+def too_big(size: int) -> str:
+    return (
+        f"the file is {size / 2**20:,.1f} MB; a group list may be at most "
+        f"{MAX_FILE_BYTES // 2**20} MB"
+    )
+
+
 def read_file(path: str | Path) -> ParsedFile:
     """Read and parse one file; a file that cannot be read at all gets `file_error`."""
     path = Path(path)
-    size = path.stat().st_size
+    with path.open("rb") as stream:
+        return read_stream(stream, path.name)
+
+
+def read_stream(
+    stream: BinaryIO, name: str, on_hashed: Callable[[str], None] | None = None
+) -> ParsedFile:
+    """Hash the whole stream, keep at most `MAX_FILE_BYTES` of it, parse that.
+
+    The bytes past the cap are hashed, never kept: a 48 MB file costs 1 MB of memory to reject.
+    `on_hashed` hears the hash before parsing starts (the isolated reader reports it early, so a
+    file that then runs out of time is still recorded under its content hash).
+    """
+    digest = hashlib.sha256()
+    kept = bytearray()
+    size = 0
+    while chunk := stream.read(_READ_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if size <= MAX_FILE_BYTES:
+            kept += chunk
+    sha = digest.hexdigest()
+    if on_hashed is not None:
+        on_hashed(sha)
     if size > MAX_FILE_BYTES:
-        return ParsedFile(
-            path.name,
-            "",
-            size,
-            file_error=f"the file is {size / 2**20:,.0f} MB; a group list may be at most "
-            f"{MAX_FILE_BYTES // 2**20} MB",
-        )
-    return parse_bytes(path.read_bytes(), path.name)
+        return ParsedFile(name, sha, size, file_error=too_big(size))
+    return parse_bytes(bytes(kept), name)
 
 
 @contextmanager
@@ -123,6 +156,17 @@ def parse_bytes(data: bytes, name: str) -> ParsedFile:
 
 def _parse(data: bytes, name: str) -> ParsedFile:
     result = ParsedFile(name, hashlib.sha256(data).hexdigest(), len(data))
+    if len(data) > MAX_FILE_BYTES:
+        result.file_error = too_big(len(data))
+        return result
+    # Counted on the bytes, before anything is split: a 4-million-line file stops here.
+    newlines = max(data.count(b"\n"), data.count(b"\r"))
+    if newlines > MAX_LINES:
+        result.file_error = (
+            f"the file has more than {MAX_LINES:,} lines ({newlines:,}); a group list may have "
+            f"at most {MAX_LINES:,}"
+        )
+        return result
     try:
         decoded = decode(data)
     except NotText as exc:
@@ -145,6 +189,18 @@ def _parse(data: bytes, name: str) -> ParsedFile:
     lines = _LINE_SPLIT.split(decoded.text)
     if lines and lines[-1] == "":
         lines.pop()
+    if decoded.damaged_lines:
+        for number, line in enumerate(lines, start=1):
+            if "\ufffd" in line:
+                result.rejections.append(
+                    Rejection(
+                        number,
+                        0,
+                        excerpt(line),
+                        f"the line is not valid {decoded.encoding} text (the rest of the file is)",
+                    )
+                )
+                lines[number - 1] = ""
     result.lines = len(lines)
     delimiter = sniff_delimiter(lines, name)
     if delimiter is None:
@@ -165,23 +221,36 @@ def _is_data(line: str) -> bool:
 
 
 def sniff_delimiter(lines: Sequence[str], name: str = "") -> str | None:
-    """The delimiter every data line has equally often, or None for a plain list."""
-    sample = [ln for ln in _head(lines) if _is_data(ln) and "\x00" not in ln]
+    """The delimiter most data lines have equally often, or None for a plain list.
+
+    Each line is split on its own, so one malformed row (an unclosed quote, a long field) changes
+    only its own count and never how the whole file is read.
+    """
+    sample = [
+        ln for ln in _head(lines) if _is_data(ln) and "\x00" not in ln and len(ln) <= MAX_LINE_CHARS
+    ]
     if len(sample) < 1:
         return None
     preferred = "\t" if name.lower().endswith(".tsv") else None
     best: tuple[float, int, str] | None = None
     for d in _DELIMITERS:
         # Fields as csv splits them, so a quoted "Кофе; и всё" is one cell, not two.
-        counts = [len(cells) - 1 for cells in csv.reader(sample, delimiter=d)]
+        counts = [_cells_in(ln, d) - 1 for ln in sample]
         mode = max(set(counts), key=counts.count)
         if mode < 1:
             continue
         share = counts.count(mode) / len(counts)
         rank = (share, int(d == preferred), d)
-        if share >= 0.9 and (best is None or rank[:2] > best[:2]):
+        if share >= 0.6 and (best is None or rank[:2] > best[:2]):
             best = rank
     return best[2] if best else None
+
+
+def _cells_in(line: str, delimiter: str) -> int:
+    try:
+        return len(next(csv.reader([line], delimiter=delimiter), []))
+    except csv.Error:
+        return 0
 
 
 def _head(lines: Sequence[str]) -> Iterator[str]:
@@ -205,9 +274,7 @@ def _line_problem(line: str) -> str | None:
     return None
 
 
-def _preview(text: str) -> str:
-    text = text.replace("\x00", "\\0")
-    return text if len(text) <= 120 else text[:117] + "…"
+_preview = excerpt
 
 
 def _read_plain(result: ParsedFile, lines: Sequence[str]) -> None:
@@ -255,6 +322,22 @@ def _read_field(result: ParsedFile, text: str, line: int, position: int, sheet: 
     ]
     items = [item for item in items if item]
     field_has_ref = any(p.ref or p.strong for item in items for _, p in item)
+    if not any(p.strong for item in items for _, p in item):
+        junk = next((t for item in items for t, p in item if p.ref is None and _is_junk(t)), None)
+        if junk is not None:
+            # `'; DROP TABLE groups;--` or a config line: text that is no list of communities.
+            # Its words are not sent to VK one by one as screen names; the line goes as a whole.
+            result.rejections.append(
+                Rejection(
+                    line,
+                    position,
+                    _preview(text),
+                    f"the line holds {_preview(junk, 24)!r}, which is neither a community "
+                    "reference nor a word; the line is not read as a list of communities",
+                    sheet,
+                )
+            )
+            return position + 1
     for item in items:
         if any(p.strong for _, p in item):
             chosen = [(t, p) for t, p in item if p.strong]
@@ -267,7 +350,7 @@ def _read_field(result: ParsedFile, text: str, line: int, position: int, sheet: 
         elif not field_has_ref:
             words = " ".join(t for t, _ in item)
             reason = (
-                item[0][1].reason
+                _reason(item[0][0], item[0][1].reason)
                 if len(item) == 1
                 else f"{_preview(words)!r} names no VK community "
                 "(expected an id, a screen name or a vk.com link)"
@@ -279,11 +362,24 @@ def _read_field(result: ParsedFile, text: str, line: int, position: int, sheet: 
     return position
 
 
+def _is_junk(token: str) -> bool:
+    """Neither a reference nor a plain word of a label ("Кофейня", "Зерно", "1200")."""
+    return not token.isalnum()
+
+
 def _add(result: ParsedFile, line: int, position: int, token: str, p: Parsed, sheet: str) -> None:
     if p.ref is not None:
         result.entries.append(Entry(line, position, token, p.ref, sheet))
     else:
-        result.rejections.append(Rejection(line, position, _preview(token), p.reason or "", sheet))
+        result.rejections.append(
+            Rejection(line, position, _preview(token), _reason(token, p.reason), sheet)
+        )
+
+
+def _reason(token: str, reason: str | None) -> str:
+    """A reason quotes its token: quoted as an excerpt, so it carries no secret or newline."""
+    shown = excerpt(token, 40)
+    return (reason or "").replace(repr(token), repr(shown)).replace(token, shown)
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -294,26 +390,44 @@ Row = tuple[int, list[str]]  # (line number, cells)
 def _csv_rows(result: ParsedFile, lines: Sequence[str], delimiter: str) -> Iterator[Row]:
     """Rows with the number of the line each starts on; bad and comment lines never reach csv.
 
+    Each record is cut out here and handed to csv alone: a quote that never closes rejects the
+    line it opened on (after `MAX_QUOTED_LINES` lines or `MAX_LINE_CHARS` characters) and reading
+    goes on with the next line, instead of csv swallowing the rest of the file into one field.
     A generator, so a 100,000-row file is never held as rows all at once.
     """
-
-    def clean() -> Iterator[str]:
-        for number, line in enumerate(lines, start=1):
-            problem = _line_problem(line)
-            if problem:
-                result.rejections.append(Rejection(number, 0, _preview(line), problem))
-                yield "\n"
-            elif line.lstrip().startswith("#"):
-                yield "\n"
-            else:
-                yield line + "\n"
-
-    reader = csv.reader(clean(), delimiter=delimiter)
-    start = 1
-    for cells in reader:
+    i, n = 0, len(lines)
+    while i < n:
+        line, number = lines[i], i + 1
+        problem = _line_problem(line)
+        if problem:
+            result.rejections.append(Rejection(number, 0, _preview(line), problem))
+            i += 1
+            continue
+        if not line.strip() or line.lstrip().startswith("#"):
+            i += 1
+            continue
+        end, text = i, line
+        while text.count('"') % 2 and end + 1 < n and end - i < MAX_QUOTED_LINES:
+            nxt = lines[end + 1]
+            if _line_problem(nxt) or len(text) + len(nxt) > MAX_LINE_CHARS:
+                break
+            end += 1
+            text += "\n" + nxt
+        cells: list[str] | None = None
+        if text.count('"') % 2 == 0:
+            try:
+                cells = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+            except csv.Error:
+                cells = None
+        if cells is None:
+            result.rejections.append(
+                Rejection(number, 0, _preview(line), "a quote opened on this line is never closed")
+            )
+            i += 1
+            continue
         if any(c.strip() for c in cells):
-            yield start, cells
-        start = reader.line_num + 1
+            yield number, cells
+        i = end + 1
 
 
 def _words(cell: str) -> list[str]:

@@ -15,6 +15,7 @@ from vk_pipeline.storage.io_manager import (
 from vk_pipeline.storage.migrations import load_migrations, migrate
 from vk_pipeline.storage.read import iter_frames, read_frame
 from vk_pipeline.storage.resource import (
+    DATABASE_RETRY,
     DatabaseUnreachableError,
     PostgresResource,
     close_pools,
@@ -25,6 +26,7 @@ from vk_pipeline.storage.write import TableWriter, WriteMode, WriteStats, write_
 
 __all__ = [
     "COMMIT",
+    "DATABASE_RETRY",
     "Commit",
     "DatabaseUnreachableError",
     "FrameStream",

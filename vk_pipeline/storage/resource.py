@@ -29,6 +29,14 @@ class DatabaseUnreachableError(ConnectionError):
     """PostgreSQL could not be reached; the message names host, port and database only."""
 
 
+# Steps that touch Postgres (crawls, checks, analysis) retry a lost connection: the pool checks
+# connections on checkout, so an attempt after the database is back gets a live one. The job
+# applies it to every step (`jobs.py`); assets with their own policy (VK_RETRY) keep theirs.
+DATABASE_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
 # --------------------------------------------------------------------------------------------
 # URLs
 
@@ -130,6 +138,10 @@ def _get_pool(url: str, size: int, connect_timeout: float) -> psycopg_pool.Conne
             },
             open=True,
             name=f"vk_pipeline-{url_target(url)['dbname']}",
+            # Every checkout is checked first: after a database restart or
+            # pg_terminate_backend the idle connections are dead, and handing them out made
+            # every retry fail within a second while the database was up again.
+            check=psycopg_pool.ConnectionPool.check_connection,
         )
         _pools[key] = pool
         return pool

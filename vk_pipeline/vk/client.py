@@ -97,6 +97,7 @@ class VKClient:
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
         warn: Callable[[str], None] | None = None,
+        max_unavailable_seconds: float | None = None,
     ) -> None:
         self.tokens = TokenPool(split_tokens(access_token))
         if not len(self.tokens):
@@ -116,6 +117,11 @@ class VKClient:
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._warn = warn
+        # A dead VK (accepts, never answers) holds a caller for at most this many seconds of
+        # failed attempts and retry waits in total; `deadline` (time.monotonic) caps wall time.
+        self.max_unavailable_seconds = max_unavailable_seconds
+        self.deadline: float | None = None
+        self._unavailable = 0.0
         # The token travels in the Authorization header, never in the URL, so httpx's request log
         # lines and exception messages (which carry the URL) cannot leak it.
         self._http = httpx.Client(
@@ -269,14 +275,20 @@ class VKClient:
         self, method: str, send: Callable[[], Any], *, allow_too_big: bool = False
     ) -> Any:
         for attempt in range(1, self.max_attempts + 1):
+            self._check_time(method, 0.0)
+            began = time.monotonic()
             try:
                 return send()
             except _Transient as t:
+                self._unavailable += time.monotonic() - began
                 self.stats.error(method, t.code)
                 if attempt == self.max_attempts:
                     raise VKRetriesExhaustedError(method, t.code, t.message, attempt) from None
                 self.stats.retry()
-                self._sleep(max(t.wait, self._backoff(attempt)))
+                wait = max(t.wait, self._backoff(attempt))
+                self._check_time(method, wait, t.message)
+                self._unavailable += wait
+                self._sleep(wait)
             except _TooBig:
                 self.stats.error(method, RESPONSE_TOO_BIG)
                 if not allow_too_big:
@@ -285,6 +297,18 @@ class VKClient:
                     ) from None
                 raise
         raise AssertionError("unreachable")
+
+    def _check_time(self, method: str, ahead: float, last: str = "") -> None:
+        cap = self.max_unavailable_seconds
+        if cap is not None and self._unavailable + ahead > cap:
+            raise VKFatalError(
+                method,
+                "unavailable",
+                f"VK did not answer for {self._unavailable:.0f} s in total, over "
+                f"max_unavailable_seconds={cap:g}" + (f" (last error: {last})" if last else ""),
+            )
+        if self.deadline is not None and time.monotonic() + ahead > self.deadline:
+            raise VKFatalError(method, "deadline", "out of time for VK requests in this call")
 
     def _acquire(self, methods: set[str]) -> str:
         active = self.tokens.active()

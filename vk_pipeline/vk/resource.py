@@ -29,6 +29,11 @@ class VKResource(dg.ConfigurableResource):
     )
     timeout_seconds: float = 15.0
     max_attempts: int = Field(default=6, description="Attempts per request on transient errors.")
+    max_unavailable_seconds: float = Field(
+        default=180.0,
+        description="Total seconds of failed VK attempts and retry waits one step may spend; then "
+        "it fails at once, without step retries (a dead VK cannot hold a run longer).",
+    )
     use_execute: bool = Field(default=True, description="Pack calls into execute (25 per request).")
     execute_batch_size: int = 25
     concurrency: int = Field(default=0, description="Requests in flight at once; 0: one per token.")
@@ -54,4 +59,5 @@ class VKResource(dg.ConfigurableResource):
             concurrency=self.concurrency or None,
             quota_cooldown_seconds=self.quota_cooldown_hours * 3600,
             warn=warn,
+            max_unavailable_seconds=self.max_unavailable_seconds,
         )
