@@ -17,7 +17,12 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.assets.checks import vk_checks
-from vk_pipeline.automation import daily_refresh, group_file_sensor, group_lists
+from vk_pipeline.automation import (
+    daily_refresh,
+    group_file_sensor,
+    group_lists,
+    invalid_partition_keys,
+)
 from vk_pipeline.jobs import crawl_job
 from vk_pipeline.resources import build_resources
 
@@ -25,7 +30,7 @@ defs = dg.Definitions(
     assets=[*vk_assets, group_lists, *analysis_assets],
     asset_checks=vk_checks,
     jobs=[crawl_job],
-    sensors=[group_file_sensor],
+    sensors=[group_file_sensor, invalid_partition_keys],
     schedules=[daily_refresh],
     resources=build_resources(),
 )

@@ -10,6 +10,7 @@ from vk_pipeline.assets.common import (
     Progress,
     failing_fast,
     group_ids,
+    partition_metadata,
     preview,
 )
 from vk_pipeline.assets.groups import groups
@@ -94,6 +95,7 @@ class _Listing(CrawlStream):
         ]
         unreadable: dict[str, str] = {}
         per_group: dict[str, dict[str, Any]] = {}
+        previews: dict[int, Any] = {}
         totals = {"posts_read": 0, "tombstoned": 0}
         newest = {
             gid: newest_post(None, self.stored[self.stored["group_id"] == gid]) for gid in self.gids
@@ -125,9 +127,10 @@ class _Listing(CrawlStream):
                     df = frame((post_row(p, gid) for p in result.posts), POST_COLUMNS)
                     totals["posts_read"] += len(df)
                     newest[gid] = newest_post(newest[gid], df)
-                    self.metadata.setdefault(
-                        "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
-                    )
+                    if len(df) and gid not in previews:
+                        previews[gid] = preview(
+                            df, ["owner_id", "id", "date", "text", "comments_count"]
+                        )
                     yield df
                     if result.final:
                         if result.error is not None:
@@ -151,6 +154,16 @@ class _Listing(CrawlStream):
                     yield COMMIT
         finally:
             self.finish(**totals, unreadable_groups=unreadable, per_group=per_group)
+            partition_metadata(
+                self.context,
+                {
+                    gid: {
+                        **per_group.get(str(gid), {}),
+                        **({"preview": previews[gid]} if gid in previews else {}),
+                    }
+                    for gid in self.gids
+                },
+            )
 
     def _listed(self, gid: int, through: pd.Timestamp | None) -> pd.DataFrame:
         row = {"group_id": gid, "listed_at": self.now, "listed_through": through}

@@ -17,7 +17,7 @@ from dagster._utils.schedules import is_valid_cron_string
 
 from vk_pipeline.automation.chunks import ranged_run_requests
 from vk_pipeline.jobs import crawl_job
-from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.partitions import GROUP_PARTITIONS_NAME, is_group_key
 
 SCHEDULE_NAME = "daily_refresh"
 ENV_CRON = "VK_PIPELINE_REFRESH_CRON"
@@ -46,11 +46,12 @@ def refresh_timezone() -> str:
 
 
 def refresh_requests(keys: list[str], day: str, size: int | None = None) -> list[dg.RunRequest]:
-    """Ranged run requests covering every key, keyed by day and chunk."""
+    """Ranged run requests covering every key that is a group id, keyed by day and chunk. A key
+    that is not one (typed by hand into the UI) is in no range: ranges are cut around it."""
     extra = {"size": size} if size else {}
     return ranged_run_requests(
         keys,
-        keys,
+        [k for k in keys if is_group_key(k)],
         run_key_prefix=f"refresh-{day}",
         tags={REFRESH_TAG: day, "vk_pipeline/trigger": SCHEDULE_NAME},
         **extra,
@@ -79,10 +80,18 @@ def build_daily_refresh(
                 "no groups registered yet: drop a group list into the drop folder "
                 "or run `python -m vk_pipeline groups add`"
             )
+        bad = [k for k in keys if not is_group_key(k)]
+        if bad:
+            context.log.warning(
+                f"skipped {len(bad)} partition key(s) that are not group ids: {bad[:10]} "
+                "(the invalid_partition_keys sensor removes them)"
+            )
+        if len(bad) == len(keys):
+            return dg.SkipReason(f"no partition key is a group id: {bad[:10]}")
         when = context.scheduled_execution_time or datetime.now(ZoneInfo(tz))
         day = when.astimezone(ZoneInfo(tz)).date().isoformat()
         requests = refresh_requests(keys, day)
-        context.log.info(f"{len(keys)} groups in {len(requests)} runs")
+        context.log.info(f"{len(keys) - len(bad)} groups in {len(requests)} runs")
         return requests
 
     return _schedule
