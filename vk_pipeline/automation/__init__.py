@@ -4,6 +4,7 @@ Thin on purpose: reading and resolving files is `vk_pipeline.grouplists`; this p
 records into Dagster partitions, runs and asset events.
 """
 
+from vk_pipeline.automation.analysis import analysis_automation
 from vk_pipeline.automation.chunks import MAX_GROUPS_PER_RUN, chunk_keys, ranged_run_requests
 from vk_pipeline.automation.dropdir import drop_dir, settle_seconds
 from vk_pipeline.automation.events import GROUP_LISTS_KEY, group_lists
@@ -14,6 +15,7 @@ from vk_pipeline.automation.sensors import build_group_file_sensor, group_file_s
 __all__ = [
     "GROUP_LISTS_KEY",
     "MAX_GROUPS_PER_RUN",
+    "analysis_automation",
     "build_daily_refresh",
     "build_group_file_sensor",
     "chunk_keys",

@@ -13,7 +13,7 @@ import pytest
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.assets.checks import CHECKS, vk_checks
-from vk_pipeline.jobs import crawl_job
+from vk_pipeline.jobs import analysis_job, crawl_job
 from vk_pipeline.testing.crawl import range_tags
 from vk_pipeline_tests.assets.conftest import Pipeline
 
@@ -240,13 +240,14 @@ def test_checks_hold_on_any_faithful_vk_and_fail_outside_it(pipeline: Pipeline):
         assert found[("pinned_post_stored", str(gid))].passed
 
 
-def test_the_crawl_job_runs_checks_and_analysis_for_one_partition(pipeline: Pipeline):
-    """A single-partition run of the real job (as the UI launches it) records per partition."""
+def test_the_crawl_job_runs_checks_then_analysis_for_one_partition(pipeline: Pipeline):
+    """A single-partition run of the real job (as the UI launches it) records per partition;
+    the analysis job (what the automation sensor launches after it) builds the tables."""
     key = pipeline.keys[0]
     defs = dg.Definitions(
         assets=[*vk_assets, *analysis_assets],
         asset_checks=vk_checks,
-        jobs=[crawl_job],
+        jobs=[crawl_job, analysis_job],
         resources=pipeline.resources,
     )
     result = defs.resolve_job_def(crawl_job.name).execute_in_process(
@@ -255,6 +256,11 @@ def test_the_crawl_job_runs_checks_and_analysis_for_one_partition(pipeline: Pipe
     assert result.success
     found = evaluations(result)
     assert set(found) == {(c.name, key) for c in CHECKS}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"groups", "posts", "comments"}
+    result = defs.resolve_job_def(analysis_job.name).execute_in_process(
+        instance=pipeline.instance, partition_key=key
+    )
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"post_stats", "group_activity_daily", "top_commenters"} <= materialized
 

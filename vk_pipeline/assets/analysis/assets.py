@@ -70,6 +70,13 @@ PREVIEWS = {
 }
 
 
+# The analysis tables follow every crawl, however it was launched (the sensor, the daily refresh,
+# Materialize in the UI): a partition whose groups, posts or comments were materialized since it
+# was last built is built again once no crawl of it is under way. The automation sensor
+# (`analysis_automation` in vk_pipeline.automation) evaluates this; it runs by default.
+ANALYSIS_AUTOMATION = dg.AutomationCondition.eager()
+
+
 class AnalysisConfig(dg.Config):
     """How the analysis tables are brought up to date."""
 
@@ -99,6 +106,7 @@ class AnalysisConfig(dg.Config):
             group_name=ANALYSIS_GROUP,
             partitions_def=group_partitions,
             metadata={"table": name},
+            automation_condition=ANALYSIS_AUTOMATION,
         )
         for name in ANALYSIS_TABLES
     ],
