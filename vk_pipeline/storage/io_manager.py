@@ -147,7 +147,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         total = WriteStats(f"{self.postgres.schema_name}.{table}")
         extra_totals: dict[str, WriteStats] = {}
         with self.postgres.connection() as conn:
-            info = table_info(conn, table, self.postgres.schema_name)
+            # In a transaction of its own: left open, it would turn each unit's transaction
+            # below into a savepoint, and a unit's commit would commit nothing.
+            with conn.transaction():
+                info = table_info(conn, table, self.postgres.schema_name)
             keys = _values(info, column, keys)
             first = True
             more = True

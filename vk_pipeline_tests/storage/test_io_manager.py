@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from vk_pipeline.storage import FrameStream, PostgresIOManager, PostgresResource, TableWrite
+from vk_pipeline.storage import COMMIT, FrameStream, PostgresIOManager, PostgresResource, TableWrite
 from vk_pipeline.testing.crawl import range_tags
 from vk_pipeline_tests.fixtures.postgres import comment_rows, group_rows, post_rows
 
@@ -233,3 +233,33 @@ def test_replace_mode_and_none_output(
     )
     assert result.success
     assert postgres_resource.execute("SELECT count(*) FROM vk.comments") == [(3,)]
+
+
+@dg.asset(metadata={"table": "groups"}, partitions_def=PARTS)
+def groups_then_failure(context: dg.AssetExecutionContext) -> FrameStream:
+    def chunks() -> Iterator[Any]:
+        yield group_rows([11])
+        yield COMMIT
+        yield group_rows([12])
+        yield COMMIT
+        yield group_rows([13])
+        raise RuntimeError("the crawl fails after two commits")
+
+    return FrameStream(chunks())
+
+
+def test_each_commit_unit_is_committed_before_a_later_failure(
+    postgres_resource: PostgresResource, instance: dg.DagsterInstance
+) -> None:
+    """Units are real transactions (not savepoints of one left open), so what a COMMIT closed
+    survives the failure; and each unit's staging table is its own."""
+    result = dg.materialize(
+        [groups_then_failure],
+        instance=instance,
+        resources=_resources(postgres_resource),
+        partition_key="1",
+        raise_on_error=False,
+    )
+    assert not result.success
+    rows = postgres_resource.execute("SELECT id FROM vk.groups ORDER BY id")
+    assert [r[0] for r in rows] == [11, 12]
