@@ -242,6 +242,8 @@ def screenshots(port: int, shots: Path) -> None:
         "asset_graph_all.png": f"{base}/asset-groups",
         "posts_overview.png": f"{base}/assets/posts?view=overview",
         "posts_partitions.png": f"{base}/assets/posts?view=partitions",
+        # One partition's own metadata: its row count, its preview, its crawl figures.
+        "posts_partition_100002.png": f"{base}/assets/posts?view=partitions&partition=100002",
     }
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
