@@ -9,17 +9,41 @@ from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import DATABASE_RETRY
 
-# The analysis assets ride along, so every crawl (sensor, daily refresh) leaves them current;
-# selecting assets also selects their checks, so the checks run in the same run.
+# A crawl run holds at most 50 new groups, or refreshes of about 200 requests' work. A refresh
+# takes minutes; a first load of 50 large
+# communities on one token's 3 requests/s takes hours. Past six hours a run is taken for hung:
+# run monitoring (dagster.yaml `run_monitoring`) fails it and the retry resumes from what was
+# committed. Below the instance's 12 h backstop (`max_runtime_seconds`) for untagged runs.
+CRAWL_MAX_RUNTIME_SECONDS = 6 * 3600
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+
+# The steps run one after another anyway (each needs the previous one's rows); in the run's own
+# process they skip a process start-up (and a code load) per step. The Definitions' default
+# executor too, so a Materialize from the UI's asset graph runs like this job.
+EXECUTOR = dg.in_process_executor
+
+# Selecting assets also selects their checks, so the checks run in the same run. The analysis
+# tables are not in it: they follow any crawl, however launched, through their automation
+# condition (vk_pipeline.assets.analysis).
 crawl_job = dg.define_asset_job(
     "crawl_groups",
-    selection=dg.AssetSelection.assets(*vk_assets, *analysis_assets),
+    selection=dg.AssetSelection.assets(*vk_assets),
     partitions_def=group_partitions,
-    # The steps run one after another anyway (each needs the previous one's rows); in the run's
-    # own process they skip a process start-up (and a code load) per step.
-    executor_def=dg.in_process_executor,
-    # Checks and analysis steps touch Postgres too: a lost connection is retried for them as well.
+    executor_def=EXECUTOR,
+    # Check steps touch Postgres too: a lost connection is retried for them as well.
     op_retry_policy=DATABASE_RETRY,
-    description="Groups, posts and comments for the selected group partitions, their checks "
-    "and the analysis tables.",
+    tags={MAX_RUNTIME_TAG: str(CRAWL_MAX_RUNTIME_SECONDS)},
+    description="Groups, posts and comments for the selected group partitions, and their "
+    "checks. The analysis tables follow through their automation condition.",
+)
+
+# What the automation sensor launches for the analysis tables, and what the demo (no daemon)
+# runs after a crawl in its place.
+analysis_job = dg.define_asset_job(
+    "refresh_analysis",
+    selection=dg.AssetSelection.assets(*analysis_assets),
+    partitions_def=group_partitions,
+    executor_def=EXECUTOR,
+    op_retry_policy=DATABASE_RETRY,
+    description="The analysis tables of the selected group partitions.",
 )

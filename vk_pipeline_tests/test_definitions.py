@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from vk_pipeline.automation import daily_refresh, group_file_sensor
+from vk_pipeline.automation import analysis_automation, daily_refresh, group_file_sensor
 from vk_pipeline.budget.postgres import PostgresRateBudget
 from vk_pipeline.definitions import defs
-from vk_pipeline.jobs import crawl_job
+from vk_pipeline.jobs import MAX_RUNTIME_TAG, crawl_job
 from vk_pipeline.partitions import group_partitions
 
 
@@ -46,13 +46,37 @@ def test_assets_are_partitioned_by_group_and_described():
     assert graph.get(dg.AssetKey("posts")).parent_keys == {dg.AssetKey("groups")}
 
 
-def test_crawl_job_covers_the_assets_their_checks_and_the_analysis():
+def test_crawl_job_covers_the_assets_and_their_checks_the_analysis_follows():
     job = defs.resolve_job_def(crawl_job.name)
     assert job.partitions_def == group_partitions
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    assert selected == VK_ASSETS | ANALYSIS_ASSETS
+    assert selected == VK_ASSETS
     checked = {k.asset_key.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
     assert checked == VK_ASSETS
+    # A hung crawl run is failed (and retried) by run monitoring before the instance's backstop.
+    assert 0 < int(job.tags[MAX_RUNTIME_TAG]) < 43200
+    # The analysis tables follow any crawl through their automation condition, evaluated by a
+    # sensor that runs without being switched on in the UI.
+    graph = defs.resolve_asset_graph()
+    for name in ANALYSIS_ASSETS:
+        assert graph.get(dg.AssetKey(name)).automation_condition is not None
+    sensor = defs.resolve_sensor_def(analysis_automation.name)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert set(sensor.asset_selection.resolve(graph)) == {dg.AssetKey(n) for n in ANALYSIS_ASSETS}
+
+
+def test_materialize_in_the_ui_runs_like_the_crawl_job():
+    """The UI's Materialize runs `__ASSET_JOB`: the same in-process executor as crawl_groups."""
+    implicit = defs.resolve_implicit_global_asset_job_def()
+    assert implicit.executor_def is defs.resolve_job_def(crawl_job.name).executor_def
+    assert implicit.executor_def.name == "in_process"
+
+
+def test_assets_link_to_their_source():
+    graph = defs.resolve_asset_graph()
+    for name in VK_ASSETS | ANALYSIS_ASSETS:
+        refs = graph.get(dg.AssetKey(name)).metadata["dagster/code_references"]
+        assert any(r.file_path.endswith(".py") for r in refs.code_references), name
 
 
 def test_the_automation_launches_the_crawl_job_object():

@@ -110,6 +110,18 @@ def test_a_queued_range_run_succeeds_through_the_daemon_on_postgres_storage(
         ).fetchone()[0]
     assert stored_status == "SUCCESS" and events > 10
 
+    # The analysis tables follow the crawl through their automation condition: the daemon's
+    # automation sensor (running by default) launches their run without anyone asking.
+    deadline = time.monotonic() + 240
+    analysed = 0
+    while time.monotonic() < deadline and analysed == 0:
+        time.sleep(3)
+        with psycopg.connect(database_url) as conn:
+            analysed = conn.execute(
+                "SELECT count(DISTINCT group_id) FROM vk.group_activity_daily"
+            ).fetchone()[0]
+    assert analysed > 0, "the automation sensor built no analysis table within 240 s"
+
     # Everything `make dev` started (code server and its gRPC child, webserver, daemon) ends with it.
     started = psutil.Process(proc.pid).children(recursive=True)
     assert len(started) >= 4

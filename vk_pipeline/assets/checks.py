@@ -52,11 +52,11 @@ CHECKS = (
           "No post is dated more than an hour after it was first stored."),
     Check("posts", "pinned_post_stored", WARN,
           "The post VK reports pinned (groups.raw->fixed_post) is stored (start_date may skip "
-          "an old one)."),
+          "an old one); fixed_post 0 or absent means no pinned post."),
     Check("comments", "comment_counts_match_vk", WARN,
-          "Per live post with readable comments: stored live comments (replies included) plus "
-          "the stubs of deleted comments that still have live replies equal VK's "
-          "comments.count, which counts the same."),
+          "Per live post with readable comments, VK's comments.count lies between the stored "
+          "live comments (replies included) and those plus every stored deleted one: VK does "
+          "not document which deleted comments it counts, so any faithful VK stays inside."),
     Check("comments", "comments_have_posts", ERROR,
           "Every comment belongs to a stored post of its own group."),
     Check("comments", "no_live_comments_under_deleted_posts", ERROR,
@@ -105,10 +105,10 @@ def groups_outcomes(postgres: PostgresResource, gids: list[int]) -> Outcomes:
 
 
 POSTS_SQL = """
-    SELECT g.id, g.status, (g.raw ->> 'fixed_post')::bigint AS fixed_post,
+    SELECT g.id, g.status, nullif((g.raw ->> 'fixed_post')::bigint, 0) AS fixed_post,
            count(p.id) FILTER (WHERE NOT p.is_deleted) AS live_posts,
            count(p.id) FILTER (WHERE p.is_deleted) AS deleted_posts,
-           bool_or(p.id = (g.raw ->> 'fixed_post')::bigint) AS pinned_stored,
+           bool_or(p.id = nullif((g.raw ->> 'fixed_post')::bigint, 0)) AS pinned_stored,
            max(p.date) AS newest
     FROM {s}.groups g LEFT JOIN {s}.posts p ON p.group_id = g.id
     WHERE g.id = ANY(%(gids)s)
@@ -188,25 +188,12 @@ def posts_outcomes(postgres: PostgresResource, gids: list[int]) -> Outcomes:
 
 # One pass over the run's comments, grouped by post; only posts with a finding come back.
 COMMENTS_SQL = """
-    WITH stubs AS (
-        -- A deleted comment that still has a live reply is still shown (as a stub) and still
-        -- counted in VK's comments.count.
-        SELECT d.owner_id, d.post_id, count(DISTINCT d.id) AS stubs
-        FROM {s}.comments d
-        JOIN {s}.comments r ON r.owner_id = d.owner_id AND r.post_id = d.post_id
-             AND r.thread_root_id = d.id AND NOT r.is_deleted
-        WHERE d.group_id = ANY(%(gids)s) AND d.is_deleted AND d.thread_root_id IS NULL
-        GROUP BY d.owner_id, d.post_id
-    ),
-    per_post AS (
+    WITH per_post AS (
         SELECT c.group_id, c.owner_id, c.post_id,
                count(*) FILTER (WHERE NOT c.is_deleted) AS live,
                count(*) FILTER (WHERE c.is_deleted) AS deleted,
-               count(*) FILTER (WHERE c.owner_id <> -c.group_id) AS misplaced,
-               count(*) FILTER (WHERE NOT c.is_deleted)
-                   + coalesce(max(st.stubs), 0) AS shown
+               count(*) FILTER (WHERE c.owner_id <> -c.group_id) AS misplaced
         FROM {s}.comments c
-        LEFT JOIN stubs st ON st.owner_id = c.owner_id AND st.post_id = c.post_id
         WHERE c.group_id = ANY(%(gids)s)
         GROUP BY c.group_id, c.owner_id, c.post_id
     ),
@@ -218,23 +205,23 @@ COMMENTS_SQL = """
     )
     SELECT pp.group_id, pp.owner_id, pp.post_id, pp.live, pp.deleted, pp.misplaced,
            p.id IS NOT NULL, p.group_id, p.is_deleted, p.comments_count,
-           p.comments_synced_count, p.comments_status, pp.shown
+           p.comments_synced_count, p.comments_status
     FROM per_post pp
     LEFT JOIN {s}.posts p ON p.owner_id = pp.owner_id AND p.id = pp.post_id
     WHERE p.id IS NULL OR pp.misplaced > 0 OR p.group_id <> pp.group_id
        OR (p.is_deleted AND pp.live > 0)
        OR (NOT p.is_deleted AND p.comments_status IS DISTINCT FROM 'closed'
-           AND coalesce(p.comments_count, 0) <> pp.shown)
+           AND coalesce(p.comments_count, 0) NOT BETWEEN pp.live AND pp.live + pp.deleted)
     UNION ALL
     SELECT p.group_id, p.owner_id, p.id, 0, 0, 0, true, p.group_id, p.is_deleted,
-           p.comments_count, p.comments_synced_count, p.comments_status, 0
+           p.comments_count, p.comments_synced_count, p.comments_status
     FROM {s}.posts p
     WHERE p.group_id = ANY(%(gids)s) AND NOT p.is_deleted
       AND p.comments_status IS DISTINCT FROM 'closed' AND coalesce(p.comments_count, 0) > 0
       AND NOT EXISTS (SELECT 1 FROM {s}.comments c
                       WHERE c.owner_id = p.owner_id AND c.post_id = p.id)
     UNION ALL
-    SELECT group_id, NULL, NULL, posts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'checked', NULL
+    SELECT group_id, NULL, NULL, posts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'checked'
     FROM checked
 """
 SAMPLE_COMMENTS_SQL = """
@@ -253,7 +240,7 @@ def comments_outcomes(postgres: PostgresResource, gids: list[int]) -> Outcomes:
     checked: dict[int, int] = {}
     for row in _q(postgres, COMMENTS_SQL, gids):
         gid, owner, pid, live, deleted, misplaced, exists, post_gid, p_deleted = row[:9]
-        vk_count, synced, status, shown = row[9:]
+        vk_count, synced, status = row[9:]
         if status == "checked" and owner is None:
             checked[gid] = int(live)
             continue
@@ -273,10 +260,13 @@ def comments_outcomes(postgres: PostgresResource, gids: list[int]) -> Outcomes:
         if p_deleted:
             under_deleted[gid].append(item)
             continue
+        low, high = int(live), int(live) + int(deleted)
+        vk = vk_count or 0
         mismatch[gid].append(
             {
                 **item,
-                "stored_shown": int(shown or 0),
+                "allowed": [low, high],
+                "outside_by": vk - high if vk > high else vk - low,
                 "vk_count": vk_count,
                 "synced_count": synced,
                 "comments_status": status,
@@ -290,8 +280,8 @@ def comments_outcomes(postgres: PostgresResource, gids: list[int]) -> Outcomes:
         "no_live_comments_under_deleted_posts": {},
     }
     for gid in gids:
-        posts = sorted(mismatch[gid], key=lambda m: -abs((m["vk_count"] or 0) - m["stored_shown"]))
-        diff = sum((m["vk_count"] or 0) - m["stored_shown"] for m in posts)
+        posts = sorted(mismatch[gid], key=lambda m: -abs(m["outside_by"]))
+        diff = sum(m["outside_by"] for m in posts)
         out["comment_counts_match_vk"][gid] = Outcome(
             not posts,
             {
@@ -302,8 +292,10 @@ def comments_outcomes(postgres: PostgresResource, gids: list[int]) -> Outcomes:
             },
             None
             if not posts
-            else f"{len(posts)} post(s) where the stored comments VK shows differ from VK's count, "
-            f"e.g. {posts[0]['url']}: VK {posts[0]['vk_count']}, stored {posts[0]['stored_shown']}",
+            else f"{len(posts)} post(s) whose VK comment count is outside what the stored comments "
+            f"allow (live ≤ count ≤ live + deleted), e.g. {posts[0]['url']}: VK "
+            f"{posts[0]['vk_count']}, stored {posts[0]['stored_live']} live + "
+            f"{posts[0]['stored_deleted']} deleted",
         )
         found = orphans[gid]
         out["comments_have_posts"][gid] = Outcome(

@@ -10,6 +10,7 @@ from vk_pipeline.assets.common import (
     CrawlConfig,
     failing_fast,
     group_ids,
+    partition_metadata,
     preview,
 )
 from vk_pipeline.assets.prefetch import Emit
@@ -117,6 +118,7 @@ class _Crawl(CrawlStream):
         self.posts = posts
         self.tally: dict[int, _GroupTally] = {}
         self.unreadable: dict[str, str] = {}
+        self.previews: dict[int, Any] = {}
 
     def chunks(self) -> Iterator[pd.DataFrame | TableWrite | object]:
         gids = group_ids(self.context)
@@ -154,6 +156,16 @@ class _Crawl(CrawlStream):
                 },
                 per_group={str(gid): t.as_metadata() for gid, t in self.tally.items()},
                 unreadable_posts=dict(list(self.unreadable.items())[:50]),
+            )
+            partition_metadata(
+                self.context,
+                {
+                    gid: {
+                        **t.as_metadata(),
+                        **({"preview": self.previews[gid]} if gid in self.previews else {}),
+                    }
+                    for gid, t in self.tally.items()
+                },
             )
 
     # -- the crawl, a unit at a time -------------------------------------------------------------
@@ -256,9 +268,12 @@ class _Crawl(CrawlStream):
             syncs.append(self._sync(result.post, count, "ok", None))
         if rows:
             chunk = frame(rows, COMMENT_COLUMNS)
-            self.metadata.setdefault(
-                "preview", preview(chunk, ["owner_id", "post_id", "id", "from_id", "date", "text"])
-            )
+            for gid in chunk["group_id"].unique():
+                if int(gid) not in self.previews:
+                    self.previews[int(gid)] = preview(
+                        chunk[chunk["group_id"] == gid],
+                        ["owner_id", "post_id", "id", "from_id", "date", "text"],
+                    )
             yield chunk
         if tombs:
             yield frame(tombs, {c: COMMENT_COLUMNS[c] for c in COMMENT_TOMBSTONE_COLUMNS})

@@ -13,7 +13,12 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from vk_pipeline.assets.refresh import RefreshPolicy
-from vk_pipeline.partitions import InvalidGroupKeyError, group_partitions, invalid_group_keys
+from vk_pipeline.partitions import (
+    InvalidGroupKeyError,
+    group_partitions,
+    invalid_group_keys,
+    is_group_key,
+)
 from vk_pipeline.vk import ClientStats, VKFatalError, VKQuotaError
 
 VK_POOL = "vk_api"
@@ -118,12 +123,57 @@ class CrawlConfig(dg.Config):
         )
 
 
-def group_ids(context: dg.AssetExecutionContext) -> list[int]:
-    """The run's group ids; a key typed by hand that is not one fails the run before any call."""
-    bad = invalid_group_keys(list(context.partition_keys))
+SKIPPED = "skipped"
+
+
+def group_ids(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> list[int]:
+    """The run's group ids. A key that is not one (typed by hand into the UI's "add partition"
+    box) is skipped with a warning and the rest of the run goes on: one bad key must not fail the
+    groups beside it, nor make Dagster retry the whole run for it. No call is made for it, and
+    the `invalid_partition_keys` sensor removes it from the partitions."""
+    keys = list(context.partition_keys)
+    bad = invalid_group_keys(keys)
     if bad:
-        raise dg.Failure(description=str(InvalidGroupKeyError(bad)), allow_retries=False)
-    return [int(k) for k in context.partition_keys]
+        context.log.warning(f"{InvalidGroupKeyError(bad)} Skipped; the run's other groups go on.")
+    return [int(k) for k in keys if is_group_key(k)]
+
+
+def partition_metadata(
+    context: dg.AssetExecutionContext,
+    per_group: Mapping[int, Mapping[str, Any]],
+    asset_key: str | None = None,
+) -> None:
+    """Each partition's own metadata on its own materialization (a range run records one per
+    partition, and without this each would carry the run's totals and another group's rows).
+    A key that is not a group id says it was skipped."""
+    first = True
+    for key in context.partition_keys:
+        if not is_group_key(key):
+            meta: dict[str, Any] = {
+                SKIPPED: f"{key!r} is not a VK group id: nothing was read or written for it",
+                "dagster/row_count": 0,
+            }
+        else:
+            meta = {
+                k: dg.MetadataValue.json(v) if isinstance(v, Mapping) else v
+                for k, v in per_group.get(int(key), {}).items()
+            }
+        if not meta:
+            continue
+        if first:
+            # The public call checks that the key is targeted, by resolving the run's whole
+            # partition range from the instance: a query per call, hundreds per run.
+            context.add_asset_metadata(meta, asset_key=asset_key, partition_key=key)
+            first = False
+        else:
+            # The keys come from the run's own range, so the check holds; the same accumulator
+            # the public call fills.
+            step = context.op_execution_context._step_execution_context
+            step._metadata_accumulator = step._metadata_accumulator.with_additional_asset_metadata(
+                asset_key=dg.AssetKey.from_coercible(asset_key) if asset_key else context.asset_key,
+                metadata=meta,
+                partition_key=key,
+            )
 
 
 @contextmanager

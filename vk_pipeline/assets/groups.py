@@ -3,7 +3,14 @@ import time
 import dagster as dg
 import pandas as pd
 
-from vk_pipeline.assets.common import VK_ASSET, failing_fast, group_ids, preview, run_metadata
+from vk_pipeline.assets.common import (
+    VK_ASSET,
+    failing_fast,
+    group_ids,
+    partition_metadata,
+    preview,
+    run_metadata,
+)
 from vk_pipeline.assets.rows import GROUP_COLUMNS, frame, group_row
 from vk_pipeline.vk import VKResource, fetch_groups
 
@@ -26,12 +33,13 @@ def groups(context: dg.AssetExecutionContext, vk: VKResource) -> pd.DataFrame:
     df = frame(rows, GROUP_COLUMNS)
     statuses = df["status"].value_counts().to_dict()
     context.log.info(f"{len(df)} groups: {statuses}")
-    context.add_output_metadata(
-        run_metadata(
-            client.stats,
-            started,
-            statuses=statuses,
-            preview=preview(df, ["id", "screen_name", "name", "status", "members_count"]),
-        )
+    context.add_output_metadata(run_metadata(client.stats, started, statuses=statuses))
+    shown = ["id", "screen_name", "name", "status", "members_count"]
+    partition_metadata(
+        context,
+        {
+            int(row_id): {"status": status, "preview": preview(df[df["id"] == row_id], shown)}
+            for row_id, status in zip(df["id"], df["status"], strict=True)
+        },
     )
     return df

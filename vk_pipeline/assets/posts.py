@@ -10,6 +10,7 @@ from vk_pipeline.assets.common import (
     Progress,
     failing_fast,
     group_ids,
+    partition_metadata,
     preview,
 )
 from vk_pipeline.assets.groups import groups
@@ -99,6 +100,7 @@ class _Listing(CrawlStream):
         ]
         unreadable: dict[str, str] = {}
         per_group: dict[str, dict[str, Any]] = {}
+        previews: dict[int, Any] = {}
         totals = {"posts_read": 0, "tombstoned": 0}
         newest: dict[int, pd.Timestamp | None] = dict.fromkeys(self.gids)
         newest.update(self.newest_stored)
@@ -151,6 +153,12 @@ class _Listing(CrawlStream):
                     rows.extend(read)
                     totals["posts_read"] += len(read)
                     newest[gid] = _newest(newest[gid], read)
+                    if read and gid not in previews:
+                        # Each partition's own rows (a small frame of five, not the unit's).
+                        previews[gid] = preview(
+                            pd.DataFrame.from_records(read[:5]),
+                            ["owner_id", "id", "date", "text", "comments_count"],
+                        )
                     if result.final:
                         if result.error is not None:
                             unreadable[str(gid)] = result.error.reason
@@ -174,6 +182,16 @@ class _Listing(CrawlStream):
                     yield from unit()
         finally:
             self.finish(**totals, unreadable_groups=unreadable, per_group=per_group)
+            partition_metadata(
+                self.context,
+                {
+                    gid: {
+                        **per_group.get(str(gid), {}),
+                        **({"preview": previews[gid]} if gid in previews else {}),
+                    }
+                    for gid in self.gids
+                },
+            )
 
     def _listed(self, gid: int, through: pd.Timestamp | None) -> dict[str, Any]:
         return {"group_id": gid, "listed_at": self.now, "listed_through": through}

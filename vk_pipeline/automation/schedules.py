@@ -87,6 +87,14 @@ def build_daily_refresh(
                 "no groups registered yet: drop a group list into the drop folder "
                 "or run `python -m vk_pipeline groups add`"
             )
+        bad = [k for k in keys if not is_group_key(k)]
+        if bad:
+            context.log.warning(
+                f"skipped {len(bad)} partition key(s) that are not group ids: {bad[:10]} "
+                "(the invalid_partition_keys sensor removes them)"
+            )
+        if len(bad) == len(keys):
+            return dg.SkipReason(f"no partition key is a group id: {bad[:10]}")
         when = context.scheduled_execution_time or datetime.now(ZoneInfo(tz))
         day = when.astimezone(ZoneInfo(tz)).date().isoformat()
         sizing = plan_refresh(keys, postgres, when)

@@ -8,6 +8,7 @@ partition of a table the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,25 @@ def table_info(conn: psycopg.Connection[Any], table: str, schema: str) -> TableI
         )
         primary_key = tuple(r[0] for r in cur.fetchall())
     return TableInfo(schema, table, columns, primary_key)
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+_INT_RANGE = {20: 2**63, 23: 2**31, 21: 2**15}
+
+
+def values_of_column(column: ColumnInfo, values: Sequence[Any]) -> list[Any]:
+    """The values that can be values of `column` (for an integer column, integer literals in its
+    range); the others name no row of the table. Partition keys are free text to Dagster (one can
+    be typed by hand in its UI), and one that is not a value must not fail a read or write of the
+    others."""
+    if column.type_oid not in INT_OIDS:
+        return list(values)
+    bound = _INT_RANGE[column.type_oid]
+    return [
+        v
+        for v in values
+        if isinstance(v, int) or (_INTEGER.fullmatch(str(v)) and -bound <= int(str(v)) < bound)
+    ]
 
 
 def partition_filter(

@@ -20,7 +20,13 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from vk_pipeline.storage.catalog import DEFAULT_CHUNK_ROWS, partition_filter, table_info
+from vk_pipeline.storage.catalog import (
+    DEFAULT_CHUNK_ROWS,
+    TableInfo,
+    partition_filter,
+    table_info,
+    values_of_column,
+)
 from vk_pipeline.storage.resource import PostgresResource
 from vk_pipeline.storage.write import TableWriter, WriteMode, WriteStats
 
@@ -141,6 +147,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         total = WriteStats(f"{self.postgres.schema_name}.{table}")
         extra_totals: dict[str, WriteStats] = {}
         with self.postgres.connection() as conn:
+            # In a transaction of its own: left open, it would turn each unit's transaction
+            # below into a savepoint, and a unit's commit would commit nothing.
+            with conn.transaction():
+                info = table_info(conn, table, self.postgres.schema_name)
+            keys = _values(info, column, keys)
             first = True
             more = True
             while more:
@@ -153,17 +164,25 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 for name, stats in extra.items():
                     _add_stats(extra_totals.setdefault(name, WriteStats(name)), stats)
                 first = False
-            row_count = self._slice_count(conn, table, column, keys)
+            counts = self._slice_counts(conn, info, column, keys)
         out: dict[str, Any] = total.as_dict()
         out["commits"] = out.pop("chunks")
         out["write_mode"] = mode
-        out["dagster/row_count"] = row_count
+        out["dagster/row_count"] = sum(counts.values())
+        out["dagster/column_schema"] = column_schema(info)
         for name, stats in extra_totals.items():
             for key in ("rows", "inserted", "updated", "unchanged"):
                 out[f"{name}_{key}"] = stats.as_dict()[key]
         if isinstance(obj, FrameStream):
             out.update(obj.metadata)
         context.add_output_metadata(out)
+        if column is not None and len(context.asset_partition_keys) > 1:
+            # A range run records one materialization per partition: each carries its own
+            # slice's count (partition-scoped metadata wins over the output's on a key clash).
+            for key in context.asset_partition_keys:
+                context.step_context.add_asset_metadata(
+                    {"dagster/row_count": counts.get(str(key), 0)}, partition_key=key
+                )
 
     def _write_unit(
         self,
@@ -210,14 +229,22 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 main.write(item)
         return main.finish(), {name: w.finish() for name, w in extra.items()}, more
 
-    def _slice_count(
-        self, conn: Any, table: str, column: str | None, keys: Sequence[str] | None
-    ) -> int:
-        info = table_info(conn, table, self.postgres.schema_name)
+    def _slice_counts(
+        self, conn: Any, info: TableInfo, column: str | None, keys: Sequence[str] | None
+    ) -> dict[str, int]:
+        """Rows per partition key in the written slice (one entry, "", without partitions)."""
         where = partition_filter(info, column, keys)
-        query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(info.ident) + where
-        row = conn.execute(query).fetchone()
-        return int(row[0]) if row else 0
+        if column is None:
+            query = sql.SQL("SELECT '', count(*) FROM {} WHERE ").format(info.ident) + where
+        else:
+            query = (
+                sql.SQL("SELECT {}::text, count(*) FROM {} WHERE ").format(
+                    sql.Identifier(column), info.ident
+                )
+                + where
+                + sql.SQL(" GROUP BY 1")
+            )
+        return {str(k): int(n) for k, n in conn.execute(query).fetchall()}
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         upstream = context.upstream_output
@@ -225,6 +252,32 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         table = _table_for(context.asset_key, upstream_meta)
         columns = (context.definition_metadata or {}).get("columns")
         column, keys = self._partition(context, upstream_meta)
+        if column is not None:
+            with self.postgres.connection() as conn:
+                keys = _values(table_info(conn, table, self.postgres.schema_name), column, keys)
         return self.postgres.read_frame(
             table, columns=columns, partition_column=column, partition_values=keys
         )
+
+
+def _values(info: TableInfo, column: str | None, keys: list[str] | None) -> list[str] | None:
+    if column is None or keys is None or column not in info.columns:
+        return keys
+    return values_of_column(info.columns[column], keys)
+
+
+def column_schema(info: TableInfo) -> dg.TableSchema:
+    """The table's columns as the catalog has them, for the UI's column view."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                c.type_name,
+                constraints=dg.TableColumnConstraints(nullable=not c.not_null),
+            )
+            for c in info.columns.values()
+        ],
+        constraints=dg.TableConstraints(
+            other=[f"primary key ({', '.join(info.primary_key)})"] if info.primary_key else []
+        ),
+    )

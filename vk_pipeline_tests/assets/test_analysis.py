@@ -247,11 +247,21 @@ def test_first_build_equals_truth(pipeline: Pipeline):
     assert {k[3] for k in truth} == {"hashtag", "mention", "link"}
 
     m = meta(result, "post_stats")
-    assert m["dagster/row_count"] == len(stats)
     assert m["modes"] == {"rebuild": len(pipeline.keys)}
-    header, _, *lines = m["preview"].splitlines()
-    assert "group_id" in header and "engagement_rate" in header
-    assert len(lines) == 5
+    # Each partition's materialization counts and previews its own group's rows.
+    per_partition = {
+        e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["post_stats"]
+    }
+    assert sum(p["dagster/row_count"] for p in per_partition.values()) == len(stats)
+    for key, p in per_partition.items():
+        assert p["dagster/row_count"] == sum(1 for owner, _ in stats if owner == -int(key))
+        if p["dagster/row_count"]:
+            header, _, *lines = p["preview"].splitlines()
+            assert "group_id" in header and "engagement_rate" in header
+            assert len(lines) == min(5, p["dagster/row_count"])
+            assert {line.split("|")[1].strip() for line in lines} == {key}
 
 
 def test_incremental_build_equals_a_full_rebuild(pipeline: Pipeline):

@@ -13,7 +13,7 @@ import pytest
 from vk_pipeline.assets import vk_assets
 from vk_pipeline.assets.analysis import analysis_assets
 from vk_pipeline.assets.checks import CHECKS, vk_checks
-from vk_pipeline.jobs import crawl_job
+from vk_pipeline.jobs import analysis_job, crawl_job
 from vk_pipeline.testing.crawl import range_tags
 from vk_pipeline_tests.assets.conftest import Pipeline
 
@@ -104,6 +104,10 @@ def test_damaged_database_fails_the_right_checks_naming_the_rows(pipeline: Pipel
         " WHERE c.group_id = %s AND NOT c.is_deleted AND c.post_id <> %s"
         " AND NOT EXISTS (SELECT 1 FROM vk.comments r WHERE r.owner_id = c.owner_id"
         "                 AND (r.reply_to_comment = c.id OR r.thread_root_id = c.id))"
+        # A post without deleted comments: with one, VK may count it or not, and the check's
+        # interval (live .. live + deleted) would cover one live comment lost.
+        " AND NOT EXISTS (SELECT 1 FROM vk.comments d WHERE d.owner_id = c.owner_id"
+        "                 AND d.post_id = c.post_id AND d.is_deleted)"
         " ORDER BY c.post_id, c.id LIMIT 1",
         a,
         deleted_post,
@@ -169,10 +173,10 @@ def test_damaged_database_fails_the_right_checks_naming_the_rows(pipeline: Pipel
 
     counts = found[("comment_counts_match_vk", str(a))]
     [post] = counts.metadata["posts"].value
-    assert (post["post_id"], post["vk_count"], post["stored_shown"]) == (
+    assert (post["post_id"], post["vk_count"], post["allowed"]) == (
         cut_post,
         vk_count,
-        vk_count - 1,
+        [vk_count - 1, vk_count - 1],
     )
     assert counts.metadata["vk_minus_stored"].value == 1
 
@@ -195,13 +199,55 @@ def test_damaged_database_fails_the_right_checks_naming_the_rows(pipeline: Pipel
     assert status == {k: ("FAILED" if k == str(b) else "SUCCEEDED") for k in p.keys}
 
 
-def test_the_crawl_job_runs_checks_and_analysis_for_one_partition(pipeline: Pipeline):
-    """A single-partition run of the real job (as the UI launches it) records per partition."""
+def test_checks_hold_on_any_faithful_vk_and_fail_outside_it(pipeline: Pipeline):
+    """What VK leaves undocumented never fails a check: `fixed_post` 0 or absent (no pinned
+    post), and a comment count with or without the deleted comments. Outside that, they fail."""
+    p = pipeline
+    assert run(p).success
+    open_groups = [g for g in p.world.group_ids() if p.world.group_kind(g) == "open"]
+    a = _big_group(p)
+    # Posts with stored deleted comments: VK may count all of them, some, or none.
+    with_deleted = p.query(
+        "SELECT post_id, count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted)"
+        " FROM vk.comments WHERE group_id = %s GROUP BY post_id"
+        " HAVING count(*) FILTER (WHERE is_deleted) > 0 AND count(*) FILTER (WHERE NOT is_deleted) > 0"
+        " ORDER BY post_id LIMIT 4",
+        int(a),
+    )
+    assert len(with_deleted) == 4, "the world has posts with deleted comments"
+    (p1, live1, _), (p2, live2, dead2), (p3, live3, _), (p4, live4, dead4) = with_deleted
+    counts = {p1: live1, p2: live2 + dead2, p3: live3 - 1, p4: live4 + dead4 + 1}
+    with psycopg.connect(p.database_url) as conn:
+        for pid, count in counts.items():
+            conn.execute(
+                "UPDATE vk.posts SET comments_count = %s WHERE owner_id = %s AND id = %s",
+                (count, -int(a), pid),
+            )
+        # One group pins nothing the way VK says it (0), another has no fixed_post at all.
+        conn.execute(
+            "UPDATE vk.groups SET raw = jsonb_set(coalesce(raw, '{}'), '{fixed_post}', '0')"
+            " WHERE id = %s",
+            (open_groups[0],),
+        )
+        conn.execute(
+            "UPDATE vk.groups SET raw = raw - 'fixed_post' WHERE id = %s", (open_groups[1],)
+        )
+    found = evaluations(run(p, selection=dg.AssetSelection.all_asset_checks()))
+    assert {k for k, e in found.items() if not e.passed} == {("comment_counts_match_vk", a)}
+    differing = found[("comment_counts_match_vk", a)].metadata["posts"].value
+    assert {d["post_id"]: d["outside_by"] for d in differing} == {p3: -1, p4: 1}
+    for gid in open_groups[:2]:
+        assert found[("pinned_post_stored", str(gid))].passed
+
+
+def test_the_crawl_job_runs_checks_then_analysis_for_one_partition(pipeline: Pipeline):
+    """A single-partition run of the real job (as the UI launches it) records per partition;
+    the analysis job (what the automation sensor launches after it) builds the tables."""
     key = pipeline.keys[0]
     defs = dg.Definitions(
         assets=[*vk_assets, *analysis_assets],
         asset_checks=vk_checks,
-        jobs=[crawl_job],
+        jobs=[crawl_job, analysis_job],
         resources=pipeline.resources,
     )
     result = defs.resolve_job_def(crawl_job.name).execute_in_process(
@@ -210,6 +256,11 @@ def test_the_crawl_job_runs_checks_and_analysis_for_one_partition(pipeline: Pipe
     assert result.success
     found = evaluations(result)
     assert set(found) == {(c.name, key) for c in CHECKS}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"groups", "posts", "comments"}
+    result = defs.resolve_job_def(analysis_job.name).execute_in_process(
+        instance=pipeline.instance, partition_key=key
+    )
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"post_stats", "group_activity_daily", "top_commenters"} <= materialized
 

@@ -136,3 +136,27 @@ def test_bad_configuration_names_the_variable(monkeypatch, name, value):
         build_daily_refresh()
     monkeypatch.delenv(name)
     assert refresh_cron() == "0 3 * * *"
+
+
+def test_keys_that_are_not_group_ids_are_in_no_run():
+    # 10 groups, a key typed by hand into the UI in the middle and one at the end.
+    keys = [str(100_001 + i) for i in range(5)] + ["football_perm"]
+    keys += [str(100_006 + i) for i in range(5)] + ["-5"]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
+        requests = evaluate(instance)
+        covered: list[str] = []
+        for r in requests:
+            lo, hi = keys.index(r.tags[RANGE_START_TAG]), keys.index(r.tags[RANGE_END_TAG])
+            covered.extend(keys[lo : hi + 1])
+        assert covered == [k for k in keys if k.isdigit()]
+        assert len(requests) == 2
+
+
+def test_only_bad_keys_skip_naming_them():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, ["football_perm"])
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=TICK)
+        result = daily_refresh.evaluate_tick(context)
+        assert not result.run_requests
+        assert "football_perm" in (result.skip_message or "")

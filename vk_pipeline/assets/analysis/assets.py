@@ -21,9 +21,11 @@ from vk_pipeline.assets.analysis.build import (
     BuildOptions,
     GroupBuild,
 )
-from vk_pipeline.assets.common import BACKFILL_POLICY, Progress, group_ids
+from vk_pipeline.assets.common import BACKFILL_POLICY, Progress, group_ids, partition_metadata
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresResource
+from vk_pipeline.storage.catalog import table_info
+from vk_pipeline.storage.io_manager import column_schema
 
 ANALYSIS_GROUP = "analysis"
 KINDS = {"postgres", "sql"}
@@ -68,6 +70,13 @@ PREVIEWS = {
 }
 
 
+# The analysis tables follow every crawl, however it was launched (the sensor, the daily refresh,
+# Materialize in the UI): a partition whose groups, posts or comments were materialized since it
+# was last built is built again once no crawl of it is under way. The automation sensor
+# (`analysis_automation` in vk_pipeline.automation) evaluates this; it runs by default.
+ANALYSIS_AUTOMATION = dg.AutomationCondition.eager()
+
+
 class AnalysisConfig(dg.Config):
     """How the analysis tables are brought up to date."""
 
@@ -97,6 +106,7 @@ class AnalysisConfig(dg.Config):
             group_name=ANALYSIS_GROUP,
             partitions_def=group_partitions,
             metadata={"table": name},
+            automation_condition=ANALYSIS_AUTOMATION,
         )
         for name in ANALYSIS_TABLES
     ],
@@ -137,10 +147,52 @@ def analysis(
     elapsed = time.monotonic() - started
     for name in ANALYSIS_TABLES:
         if name in selected:
+            partition_metadata(context, _group_metadata(postgres, name, gids), asset_key=name)
             yield dg.MaterializeResult(
                 asset_key=name,
                 metadata=_metadata(postgres, name, gids, builds, elapsed),
             )
+
+
+def _group_metadata(
+    postgres: PostgresResource, table: str, gids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """Each group's own row count and preview, for its own partition's materialization."""
+    if len(gids) < 2:
+        return {}
+    order, columns = PREVIEWS[table]
+    ident = sql.Identifier(postgres.schema_name, table)
+    counts = dict(
+        postgres.execute(
+            sql.SQL("SELECT group_id, count(*) FROM {} WHERE group_id = ANY(%s) GROUP BY 1").format(
+                ident
+            ),
+            (gids,),
+        )
+    )
+    names = [c.strip() for c in columns.split(",")]
+    # The first rows of each group in the preview's order, in one query.
+    rows = postgres.execute(
+        sql.SQL(
+            "SELECT * FROM (SELECT {cols}, row_number() OVER (PARTITION BY group_id {order}) AS n"
+            " FROM {t} WHERE group_id = ANY(%s)) r WHERE n <= 5"
+        ).format(cols=sql.SQL(columns), order=sql.SQL(order), t=ident),
+        (gids,),
+    )
+    previews: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        previews.setdefault(int(row[0]), []).append(row[: len(names)])
+    return {
+        gid: {
+            "dagster/row_count": int(counts.get(gid, 0)),
+            "preview": dg.MetadataValue.md(
+                pd.DataFrame(previews[gid], columns=names).to_markdown(index=False)
+                if gid in previews
+                else "_empty_"
+            ),
+        }
+        for gid in gids
+    }
 
 
 def _metadata(
@@ -163,7 +215,10 @@ def _metadata(
     )
     preview = pd.DataFrame(rows, columns=[c.strip() for c in columns.split(",")])
     modes = Counter(b.modes[table] for b in builds)
+    with postgres.connection() as conn:
+        schema = column_schema(table_info(conn, table, postgres.schema_name))
     return {
+        "dagster/column_schema": schema,
         "dagster/row_count": int(total),
         "rows_written": sum(b.rows_written[table] for b in builds),
         "modes": dg.MetadataValue.json(dict(modes)),
