@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from vk_pipeline.assets.refresh import RefreshPolicy
+from vk_pipeline.partition_metadata import add_partition_metadata
 from vk_pipeline.partitions import (
     InvalidGroupKeyError,
     group_partitions,
@@ -146,7 +147,7 @@ def partition_metadata(
     """Each partition's own metadata on its own materialization (a range run records one per
     partition, and without this each would carry the run's totals and another group's rows).
     A key that is not a group id says it was skipped."""
-    first = True
+    entries: list[tuple[str, dict[str, Any]]] = []
     for key in context.partition_keys:
         if not is_group_key(key):
             meta: dict[str, Any] = {
@@ -158,22 +159,10 @@ def partition_metadata(
                 k: dg.MetadataValue.json(v) if isinstance(v, Mapping) else v
                 for k, v in per_group.get(int(key), {}).items()
             }
-        if not meta:
-            continue
-        if first:
-            # The public call checks that the key is targeted, by resolving the run's whole
-            # partition range from the instance: a query per call, hundreds per run.
-            context.add_asset_metadata(meta, asset_key=asset_key, partition_key=key)
-            first = False
-        else:
-            # The keys come from the run's own range, so the check holds; the same accumulator
-            # the public call fills.
-            step = context.op_execution_context._step_execution_context
-            step._metadata_accumulator = step._metadata_accumulator.with_additional_asset_metadata(
-                asset_key=dg.AssetKey.from_coercible(asset_key) if asset_key else context.asset_key,
-                metadata=meta,
-                partition_key=key,
-            )
+        if meta:
+            entries.append((key, meta))
+    step = context.op_execution_context._step_execution_context
+    add_partition_metadata(step, entries, asset_key)
 
 
 @contextmanager

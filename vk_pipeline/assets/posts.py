@@ -126,11 +126,7 @@ class _Listing(CrawlStream):
         listings: list[dict[str, Any]] = []
 
         def unit() -> Iterator[pd.DataFrame | object]:
-            df = frame(rows, POST_COLUMNS)
-            self.metadata.setdefault(
-                "preview", preview(df, ["owner_id", "id", "date", "text", "comments_count"])
-            )
-            yield df
+            yield frame(rows, POST_COLUMNS)
             if tombs:
                 yield frame(tombs, {c: POST_COLUMNS[c] for c in TOMBSTONE_COLUMNS})
             if listings:

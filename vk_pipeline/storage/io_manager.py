@@ -20,6 +20,7 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
+from vk_pipeline.partition_metadata import add_partition_metadata
 from vk_pipeline.storage.catalog import (
     DEFAULT_CHUNK_ROWS,
     TableInfo,
@@ -179,10 +180,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         if column is not None and len(context.asset_partition_keys) > 1:
             # A range run records one materialization per partition: each carries its own
             # slice's count (partition-scoped metadata wins over the output's on a key clash).
-            for key in context.asset_partition_keys:
-                context.step_context.add_asset_metadata(
-                    {"dagster/row_count": counts.get(str(key), 0)}, partition_key=key
-                )
+            add_partition_metadata(
+                context.step_context,
+                (
+                    (key, {"dagster/row_count": counts.get(str(key), 0)})
+                    for key in context.asset_partition_keys
+                ),
+            )
 
     def _write_unit(
         self,

@@ -91,12 +91,18 @@ EVERYTHING = {"lookback_days": 100_000}  # re-read every post and every comment
 
 
 def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    """The metadata of an asset's materialization; a range run records one per partition, alike."""
+    """The metadata of an asset's first materialization: a range run records one per partition,
+    each with the run's totals and its own partition's figures (`dagster/row_count`, preview)."""
+    return materializations(result, asset)[0]
+
+
+def materializations(result: dg.ExecuteInProcessResult, asset: str) -> list[dict]:
+    """The metadata of each of an asset's materializations, in partition order."""
     events = [
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
     ]
     assert events
-    return {k: v.value for k, v in events[0].materialization.metadata.items()}
+    return [{k: v.value for k, v in e.materialization.metadata.items()} for e in events]
 
 
 def stored_text(text: str) -> str:

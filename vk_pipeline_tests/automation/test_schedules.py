@@ -156,7 +156,9 @@ def test_keys_that_are_not_group_ids_are_in_no_run():
 def test_only_bad_keys_skip_naming_them():
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, ["football_perm"])
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=TICK)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=TICK, resources={"postgres": UNREACHABLE}
+        )
         result = daily_refresh.evaluate_tick(context)
         assert not result.run_requests
         assert "football_perm" in (result.skip_message or "")
