@@ -42,7 +42,7 @@ DESCRIPTIONS = {
 DEPS = {
     POST_STATS: ["groups", "posts", "comments"],
     GROUP_ACTIVITY_DAILY: ["posts", "comments"],
-    TOP_COMMENTERS: ["comments"],
+    TOP_COMMENTERS: ["comments", "authors"],
     HASHTAGS_MENTIONS_LINKS: ["posts", "comments"],
 }
 # What the preview of each table shows first, and its columns.
@@ -59,13 +59,18 @@ PREVIEWS = {
     ),
     TOP_COMMENTERS: (
         "ORDER BY rank_all_time, group_id",
-        "group_id, from_id, comments_all_time, comments_30d, rank_all_time, rank_30d, last_seen",
+        "group_id, from_id, author_name, author_url, comments_all_time, comments_30d, "
+        "rank_all_time, rank_30d, last_seen",
     ),
     HASHTAGS_MENTIONS_LINKS: (
         "ORDER BY occurrences DESC, day DESC, value",
         "group_id, day, source, kind, value, occurrences, items",
     ),
 }
+
+
+# Where a table's preview reads from, when not the table itself: commenters with their names.
+PREVIEW_SOURCES = {TOP_COMMENTERS: "top_commenters_named"}
 
 
 class AnalysisConfig(dg.Config):
@@ -144,12 +149,13 @@ def _metadata(
 ) -> dict[str, Any]:
     order, columns = PREVIEWS[table]
     ident = sql.Identifier(postgres.schema_name, table)
+    source = sql.Identifier(postgres.schema_name, PREVIEW_SOURCES.get(table, table))
     total = postgres.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE group_id = ANY(%s)").format(ident), (gids,)
     )[0][0]
     rows = postgres.execute(
         sql.SQL("SELECT {} FROM {} WHERE group_id = ANY(%s) {} LIMIT 5").format(
-            sql.SQL(columns), ident, sql.SQL(order)
+            sql.SQL(columns), source, sql.SQL(order)
         ),
         (gids,),
     )
