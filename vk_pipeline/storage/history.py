@@ -136,9 +136,16 @@ def old_rows(
 
 
 def history_ctes(
-    history: History, pk: list[str], schema: str, write: str = "w"
+    history: History,
+    pk: list[str],
+    schema: str,
+    write: str = "w",
+    observed_at: sql.Composable | None = None,
 ) -> list[tuple[str, sql.Composable]]:
-    """Named CTEs that append revisions/snapshots from ``o`` (old) and ``write`` (new)."""
+    """Named CTEs that append revisions/snapshots from ``o`` (old) and ``write`` (new).
+
+    ``observed_at``: the snapshots' time, when the writer knows when the values were read in
+    the source's clock (a crawl ``as_of``); else the database clock."""
     ctes: list[tuple[str, sql.Composable]] = []
     join = sql.SQL(" AND ").join(sql.SQL("o.{0} = n.{0}").format(sql.Identifier(c)) for c in pk)
     w = sql.Identifier(write)
@@ -180,7 +187,7 @@ def history_ctes(
         values = list(snap.values)
         stmt = sql.SQL(
             "INSERT INTO {target} ({keys}, observed_at, {vals})"
-            " SELECT {kexprs}, clock_timestamp(), {nvals}"
+            " SELECT {kexprs}, {observed_at}, {nvals}"
             " FROM {w} n LEFT JOIN o ON {join}"
             " WHERE num_nonnulls({nvals}) > 0 AND (o.{pk0} IS NULL OR {differs})"
             " ON CONFLICT DO NOTHING"
@@ -189,6 +196,7 @@ def history_ctes(
             keys=sql.SQL(", ").join(map(sql.Identifier, snap.key)),
             vals=sql.SQL(", ").join(map(sql.Identifier, values)),
             kexprs=_cols("n", list(snap.key)),
+            observed_at=observed_at if observed_at is not None else sql.SQL("clock_timestamp()"),
             nvals=_cols("n", values),
             w=w,
             join=join,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -81,6 +82,8 @@ class TableWriter:
     partition_column: str | None = None
     partition_values: Sequence[Any] | None = None
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    # When the rows were read at the source, for counter snapshots (storage/history.py).
+    observed_at: datetime | None = None
     info: TableInfo = field(init=False)
     stats: WriteStats = field(init=False)
     _direct: bool = field(init=False, default=False)
@@ -227,7 +230,8 @@ class TableWriter:
             return sql.SQL("WITH w AS ({}) {}").format(write, select)
         pk = list(self.info.primary_key)
         ctes = [("o", old_rows(self._history, pk, self.info.ident, stage)), ("w", write)]
-        ctes += history_ctes(self._history, pk, self.schema)
+        observed = sql.Literal(self.observed_at) if self.observed_at is not None else None
+        ctes += history_ctes(self._history, pk, self.schema, observed_at=observed)
         return sql.SQL("WITH {} {}").format(
             sql.SQL(", ").join(
                 sql.SQL("{} AS ({})").format(sql.Identifier(name), body) for name, body in ctes

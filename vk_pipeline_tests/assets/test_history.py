@@ -96,3 +96,55 @@ def test_authors_are_fetched_once_and_refreshed_when_stale(pipeline: Pipeline) -
     after = pipeline.query("SELECT name, deactivated FROM vk.authors WHERE id = %s", uid)
     # Deactivated: VK now says DELETED, the last known name stays.
     assert after == [(name, "deleted")]
+
+
+def test_growth_curves_stay_between_real_observations(pipeline: Pipeline) -> None:
+    import statistics
+
+    from vk_pipeline.assets.analysis import post_growth
+
+    world = pipeline.world
+    pipeline.crawl(**EVERYTHING)
+    for _ in range(4):
+        world.advance(days=0.25, new_posts=0.05, commented_posts=0, edits=0, deletions=0, growth=1)
+        pipeline.crawl(**EVERYTHING)
+    result = dg.materialize(
+        [post_growth],
+        instance=pipeline.instance,
+        resources=pipeline.resources,
+        tags=crawl.range_tags(pipeline.keys),
+    )
+    curve = result.asset_materializations_for_node("post_growth")[0].metadata["median_curve"]
+    assert "median views" in curve.value
+    points = pipeline.query(
+        "SELECT g.owner_id, g.post_id, g.age_hours, g.views,"
+        " (SELECT min(views) FROM vk.post_counters c WHERE c.owner_id = g.owner_id"
+        "  AND c.post_id = g.post_id),"
+        " (SELECT max(views) FROM vk.post_counters c WHERE c.owner_id = g.owner_id"
+        "  AND c.post_id = g.post_id),"
+        " (SELECT min(c.observed_at - p.date) <= make_interval(hours => g.age_hours)"
+        "     AND max(c.observed_at - p.date) >= make_interval(hours => g.age_hours)"
+        "  FROM vk.post_counters c JOIN vk.posts p ON p.owner_id = c.owner_id AND p.id = c.post_id"
+        "  WHERE c.owner_id = g.owner_id AND c.post_id = g.post_id)"
+        " FROM vk.post_growth g"
+    )
+    young = [p for p in points if p[2] <= 24]
+    assert young, "no post was observed on both sides of a young age"
+    for _, _, _, views, lo, hi, bracketed in points:
+        assert bracketed
+        if views is not None:
+            assert lo <= views <= hi
+    gid, age = pipeline.query("SELECT group_id, age_hours FROM vk.group_growth LIMIT 1")[0]
+    values = [
+        r[0]
+        for r in pipeline.query(
+            "SELECT views FROM vk.post_growth WHERE group_id = %s AND age_hours = %s"
+            " AND views IS NOT NULL",
+            gid,
+            age,
+        )
+    ]
+    median = pipeline.query(
+        "SELECT views FROM vk.group_growth WHERE group_id = %s AND age_hours = %s", gid, age
+    )[0][0]
+    assert median == statistics.median(values)

@@ -49,3 +49,32 @@ LANGUAGE sql STABLE AS $body$
     ) s
     ORDER BY 1
 $body$;
+
+-- Growth curves, derived from post_counters by the `post_growth` asset: each post's counters at
+-- fixed ages after publication, interpolated linearly between the two snapshots around that age
+-- (or the snapshot at it); no row where no snapshot lies on one side. Never extrapolated.
+CREATE TABLE :"schema".post_growth (
+    owner_id   bigint NOT NULL,
+    post_id    bigint NOT NULL,
+    group_id   bigint NOT NULL,
+    age_hours  integer NOT NULL,
+    views      double precision,
+    likes      double precision,
+    reposts    double precision,
+    comments   double precision,
+    PRIMARY KEY (owner_id, post_id, age_hours)
+);
+CREATE INDEX post_growth_group_id_idx ON :"schema".post_growth (group_id, age_hours);
+
+-- The group's typical curve: the median over its posts that have a value at that age.
+CREATE TABLE :"schema".group_growth (
+    group_id   bigint NOT NULL,
+    age_hours  integer NOT NULL,
+    posts      integer NOT NULL,
+    views      double precision,
+    likes      double precision,
+    reposts    double precision,
+    comments   double precision,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (group_id, age_hours)
+);
