@@ -13,7 +13,7 @@ def test_definitions_validate():
     dg.Definitions.validate_loadable(defs)
 
 
-VK_ASSETS = {"groups", "posts", "comments"}
+VK_ASSETS = {"groups", "posts", "comments", "authors"}
 ANALYSIS_ASSETS = {
     "post_stats",
     "group_activity_daily",
@@ -44,15 +44,18 @@ def test_assets_are_partitioned_by_group_and_described():
         assert dg.AssetKey("comments") in node.parent_keys
     assert graph.get(dg.AssetKey("comments")).parent_keys == {dg.AssetKey("posts")}
     assert graph.get(dg.AssetKey("posts")).parent_keys == {dg.AssetKey("groups")}
+    growth = graph.get(dg.AssetKey("post_growth"))
+    assert growth.partitions_def == group_partitions and growth.group_name == "analysis"
+    assert growth.parent_keys == {dg.AssetKey("posts")}
 
 
 def test_crawl_job_covers_the_assets_their_checks_and_the_analysis():
     job = defs.resolve_job_def(crawl_job.name)
     assert job.partitions_def == group_partitions
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    assert selected == VK_ASSETS | ANALYSIS_ASSETS
+    assert selected == VK_ASSETS | ANALYSIS_ASSETS | {"post_growth"}
     checked = {k.asset_key.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
-    assert checked == VK_ASSETS
+    assert checked == VK_ASSETS - {"authors"}
 
 
 def test_the_automation_launches_the_crawl_job_object():

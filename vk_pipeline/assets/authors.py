@@ -127,8 +127,7 @@ def authors(
     vk: VKResource,
     postgres: PostgresResource,
 ) -> FrameStream:
-    """Profiles of everyone who wrote a stored comment or signed a post in the run's groups:
-    name, screen name, sex, city, country, birth date as VK gives it, deactivated / closed."""
+    """Profiles of the groups' commenters and post signers: name, screen name, sex, city, country, birth date, deactivated / closed."""
     schema = postgres.schema_name
     query = sql.SQL(TODO_SQL).format(
         comments=sql.Identifier(schema, "comments"),

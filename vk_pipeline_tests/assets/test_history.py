@@ -12,7 +12,7 @@ from vk_pipeline.testing.history import expected_revisions, stored_keys, stored_
 from vk_pipeline_tests.assets.conftest import Pipeline
 
 # Re-read every post and its comments at each crawl, so every change between crawls is seen.
-EVERYTHING = {"lookback_days": 3650}
+EVERYTHING = {"lookback_days": 3650, "fresh_hours": 0}
 
 
 def test_revisions_equal_the_emulators_change_log(pipeline: Pipeline) -> None:

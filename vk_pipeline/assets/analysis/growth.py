@@ -95,8 +95,7 @@ def curve_markdown(rows: list[tuple], counter: str = "views") -> str:
 def post_growth(
     context: dg.AssetExecutionContext, postgres: PostgresResource
 ) -> dg.MaterializeResult:
-    """Per post: views, likes, reposts, comments 1 h, 6 h, 24 h, 3 d, 7 d after publication
-    (between real snapshots only); per group: the median of those curves (`group_growth`)."""
+    """Per post: views, likes, reposts, comments 1 h, 6 h, 24 h, 3 d, 7 d after publication, between real snapshots only; per group: their median."""
     gids = group_ids(context)
     schema = postgres.schema_name
     with postgres.connection() as conn, conn.transaction():
