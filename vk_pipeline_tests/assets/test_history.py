@@ -148,3 +148,25 @@ def test_growth_curves_stay_between_real_observations(pipeline: Pipeline) -> Non
         "SELECT views FROM vk.group_growth WHERE group_id = %s AND age_hours = %s", gid, age
     )[0][0]
     assert median == statistics.median(values)
+
+
+def test_top_commenters_show_names_and_profile_links(pipeline: Pipeline) -> None:
+    from vk_pipeline.assets.analysis import analysis
+
+    pipeline.crawl()
+    result = dg.materialize(
+        [analysis],
+        instance=pipeline.instance,
+        resources=pipeline.resources,
+        tags=crawl.range_tags(pipeline.keys),
+    )
+    preview = crawl.metadata(result)["top_commenters"]["preview"]
+    assert "author_name" in str(preview) and "https://vk.com/" in str(preview)
+    rows = pipeline.query(
+        "SELECT from_id, author_name, author_url, author_deactivated FROM vk.top_commenters_named"
+    )
+    assert rows
+    for from_id, name, url, deactivated in rows:
+        assert url is not None, from_id
+        # Users VK shows as DELETED from the start have no name anyone saw.
+        assert name is not None or deactivated == "deleted", from_id
