@@ -84,8 +84,9 @@ def week_of_changes(
 def print_history(url: str) -> None:
     row = q(
         url,
-        "SELECT owner_id, id, count(*) FROM vk.comment_revisions GROUP BY 1, 2"
-        " ORDER BY 3 DESC, 1, 2 LIMIT 1",
+        # The comment that went through the most kinds of change, then the most changes.
+        "SELECT owner_id, id, count(DISTINCT kind) FROM vk.comment_revisions GROUP BY 1, 2"
+        " ORDER BY 3 DESC, count(*) DESC, 1, 2 LIMIT 1",
     )
     if not row:
         print("no comment revision to show")
