@@ -193,13 +193,40 @@ def search(
             cur.execute(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT_MS)}")
             cur.execute(stmt, params)
             names = [d.name for d in cur.description or []]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            return _with_authors(cur, postgres.schema_name, rows)
         except psycopg.Error as exc:
             error = _search_error(exc)
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()
     # Raised outside the except block: no psycopg exception is chained to what callers see.
     raise error
+
+
+def profile_url(author_id: int) -> str:
+    """VK's address of a user (id) or a community (minus its id) when no screen name is known."""
+    return f"https://vk.com/id{author_id}" if author_id > 0 else f"https://vk.com/club{-author_id}"
+
+
+def _with_authors(cur: Any, schema: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with `author_name` and `author_url` from the `authors` table (one lookup)."""
+    ids = sorted({int(r["from_id"]) for r in rows if r.get("from_id")})
+    known: dict[int, tuple[str | None, str]] = {}
+    if ids:
+        cur.execute(
+            sql.SQL("SELECT id, name, url FROM {} WHERE id = ANY(%s)").format(
+                sql.Identifier(schema, "authors")
+            ),
+            (ids,),
+        )
+        known = {int(i): (name, url) for i, name, url in cur.fetchall()}
+    for r in rows:
+        author = r.get("from_id")
+        name, url = (
+            known.get(int(author), (None, profile_url(int(author)))) if author else (None, None)
+        )
+        r["author_name"], r["author_url"] = name, url
+    return rows
 
 
 def _search_error(exc: psycopg.Error) -> SearchError:
@@ -242,6 +269,13 @@ def as_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _author(row: dict[str, Any]) -> str:
+    name, url = row.get("author_name"), row.get("author_url")
+    if url is None:
+        return str(row["from_id"])
+    return f"{name} ({url})" if name else url
+
+
 def text_lines(rows: list[dict[str, Any]], posts: bool, bold: bool) -> list[str]:
     """Two lines per hit: where and when, then the snippet."""
     lines = []
@@ -251,7 +285,7 @@ def text_lines(rows: list[dict[str, Any]], posts: bool, bold: bool) -> list[str]
         if posts and r.get("is_pinned"):
             flags += " [pinned]"
         lines.append(
-            f"{n}. group {r['group_id']}  {r['url']}  {when}  author {r['from_id']}"
+            f"{n}. group {r['group_id']}  {r['url']}  {when}  author {_author(r)}"
             f"  rank {r['rank']:.4f}{flags}"
         )
         lines.append(f"   {snippet_text(r['snippet'], bold)}")

@@ -26,6 +26,14 @@ VK_POOL = "vk_api"
 ASSET_GROUP = "vk"
 # A range run holds up to this many groups; a backfill of 1,000 groups is 20 runs, not 1,000.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
+# The analysis tables follow every crawl, however it was launched (the sensor, the daily refresh,
+# Materialize in the UI): a partition whose groups, posts or comments were materialized since it
+# was last built is built again once no crawl of it is under way. The automation sensor
+# (`analysis_automation` in vk_pipeline.automation) evaluates this; it runs by default.
+ANALYSIS_AUTOMATION = dg.AutomationCondition.eager()
+# Analysis runs are Postgres only (no VK budget), and a group with nothing new costs one shared
+# query: after a 2,000-group refresh, the follow-up is 4 runs, not 40 starts of a run worker.
+ANALYSIS_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=500)
 # The daily refresh runs every 24 h; a group whose data is older than a day and a half missed
 # at least one refresh, which the UI then shows.
 FRESHNESS = dg.FreshnessPolicy.time_window(

@@ -69,7 +69,10 @@ def posts(
         dict(zip(listed["group_id"].astype(int), listed["listed_through"], strict=True)),
         gids,
     )
-    return FrameStream(listing.chunks(), metadata=listing.metadata)
+    # With `as_of` (a crawl on another clock, like the emulator's), counter snapshots are timed
+    # by it so a post's age at each one is right; otherwise by the database as rows land.
+    observed = listing.now if config.as_of else None
+    return FrameStream(listing.chunks(), metadata=listing.metadata, observed_at=observed)
 
 
 class _Listing(CrawlStream):

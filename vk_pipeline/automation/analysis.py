@@ -4,7 +4,7 @@ The analysis assets carry an automation condition (eager: rebuild a group's tabl
 groups, posts or comments were materialized and no crawl of it is under way); this sensor
 evaluates it. Dagster creates such a sensor stopped unless told otherwise; this one runs by
 default, so `make dev` and the compose stack need no switch in the UI. Its requests become
-backfills, so the analysis runs in ranges of up to 50 groups like the crawl (`BACKFILL_POLICY`).
+backfills, so the analysis runs in ranges of up to 500 groups (`ANALYSIS_BACKFILL_POLICY`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,30 @@ def stochastic_round(x: float, rng: random.Random) -> int:
     return base + (1 if rng.random() < x - base else 0)
 
 
+def change(
+    kind: str, action: str, gid: int, oid: int, post_id: int | None, before: str, at: int
+) -> dict[str, Any]:
+    """One entry of the world's change log: what changed and what it said before."""
+    return {
+        "object": kind,
+        "kind": action,
+        "owner_id": -gid,
+        "id": oid,
+        "post_id": post_id,
+        "text_before": before,
+        "at": at,
+    }
+
+
+def visible_comments(p: Post) -> list[Comment]:
+    """The comments and replies a reader of the post sees (stubs included)."""
+    out: list[Comment] = []
+    for c in visible_top(p):
+        out.append(c)
+        out.extend(visible_replies(p, c))
+    return out
+
+
 def advance(
     world: dict[int, Group],
     gen: Generator,
@@ -33,11 +57,14 @@ def advance(
     edits: float,
     deletions: float,
     silent: bool = False,
+    log: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Change the groups of `world` (by id) from time `start` over `days`; see `World.advance`.
 
     Returns the summary `World.advance` returns, whose "now" is the new time of the world.
+    Every edit, deletion (a post's visible comments go with it) is appended to `log`.
     """
+    record = log.append if log is not None else (lambda _entry: None)
     end = start + max(1, int(days * DAY))
     groups = [g for g in world.values() if g.readable]
     live_posts = [p for g in groups for p in g.posts if not p.deleted]
@@ -68,6 +95,10 @@ def advance(
         g.wall_order = None
         deleted_keys.append((p.gid, p.id))
         affected.add((p.gid, p.id))
+        record(change("post", "deleted", p.gid, p.id, None, p.text, end))
+        for c in visible_comments(p):
+            if not c.deleted:
+                record(change("comment", "deleted", p.gid, c.id, p.id, c.text, end))
     live_posts = [p for p in live_posts if not p.deleted]
 
     # 2. New posts, proportional to the size of each wall.
@@ -143,6 +174,7 @@ def advance(
     n_post_edits = 0 if silent else stochastic_round(len(live_posts) * edits, rng)
     for p in rng.sample(live_posts, min(len(live_posts), n_post_edits)):
         p.edited = rng.randint(max(start, p.date) + 1, end) if end > max(start, p.date) else end
+        record(change("post", "edited", p.gid, p.id, None, p.text, end))
         p.text = (p.text + " UPD: " + rng.choice(texts.SENTENCES)).strip()
         affected.add((p.gid, p.id))
         summary["edited_posts"] += 1
@@ -156,6 +188,7 @@ def advance(
     n_edit = stochastic_round(len(live_comments) * edits, rng)
     for p, c in rng.sample(live_comments, min(n_edit, len(live_comments))):
         c.edited = min(end, max(c.date + 1, rng.randint(start + 1, end)))
+        record(change("comment", "edited", p.gid, c.id, p.id, c.text, end))
         c.text = c.text + " (ред.)"
         affected.add((p.gid, p.id))
         summary["edited_comments"] += 1
@@ -173,6 +206,8 @@ def advance(
     for p, c in chosen:
         if c.deleted:
             continue
+        # Whether VK keeps a stub or drops the comment, a reader sees it go.
+        record(change("comment", "deleted", p.gid, c.id, p.id, c.text, end))
         c.deleted = True
         p.invalidate()
         summary["deleted_comments"] += 1

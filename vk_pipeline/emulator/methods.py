@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vk_pipeline.emulator import users
 from vk_pipeline.emulator.state import Group as _Group
 from vk_pipeline.emulator.state import Post as _Post
 from vk_pipeline.emulator.world import World
@@ -328,12 +329,28 @@ def wall_get_comments(world: World, params: dict[str, str], ctx: CallContext) ->
 
 Handler = Callable[[World, dict[str, str], CallContext], Any]
 
+
+def users_get(world: World, params: dict[str, str], ctx: CallContext) -> Any:
+    refs = _split(params.get("user_ids", ""))
+    if len(refs) > users.MAX_USER_IDS:
+        raise ApiError(100, f"{PARAM_ERR}user_ids is too long (max {users.MAX_USER_IDS})")
+    ids = users.user_ids(refs)
+    if refs and not ids:
+        raise ApiError(113, "Invalid user id")
+    fields = _split(params.get("fields", ""))
+    return [
+        users.render_user(uid, fields, world.user_deactivation(uid), world.user_is_private(uid))
+        for uid in ids
+    ]
+
+
 METHODS: dict[str, Handler] = {
     "groups.getById": groups_get_by_id,
     "utils.resolveScreenName": utils_resolve_screen_name,
     "wall.get": wall_get,
     "wall.getById": wall_get_by_id,
     "wall.getComments": wall_get_comments,
+    "users.get": users_get,
 }
 
 

@@ -22,6 +22,7 @@ KINDS = (USER, GROUP, SERVICE)
 TOKEN_KINDS: dict[str, frozenset[str]] = {
     "execute": frozenset({USER, GROUP}),
     "groups.getById": frozenset({USER, GROUP, SERVICE}),
+    "users.get": frozenset({USER, GROUP, SERVICE}),
     "utils.resolveScreenName": frozenset({USER, GROUP, SERVICE}),
     "wall.get": frozenset({USER, SERVICE}),
     "wall.getById": frozenset({USER, SERVICE}),

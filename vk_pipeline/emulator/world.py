@@ -17,8 +17,9 @@ import random
 import threading
 from typing import Any
 
-from vk_pipeline.emulator import changes, render, state
+from vk_pipeline.emulator import changes, render, state, users
 from vk_pipeline.emulator.generate import Generator
+from vk_pipeline.emulator.growth import grow, restore
 from vk_pipeline.emulator.state import Group, WorldSpec, to_json_copy
 
 
@@ -34,6 +35,10 @@ class World:
         self._gen = Generator(self.spec, rng)
         self._groups = self._gen.generate(rng)
         self._by_name = {g.screen_name: g for g in self._groups.values()}
+        # Every edit, deletion and restore `advance` made, oldest first (see changes.change).
+        self.change_log: list[dict[str, Any]] = []
+        self._deactivated: dict[int, str] = {}
+        self._peaks: dict[tuple[int, int], tuple[int, int, int, int]] = {}
 
     # ------------------------------------------------------------------ lookups
 
@@ -57,6 +62,14 @@ class World:
 
     def is_user(self, uid: int) -> bool:
         return uid in self._gen.user_set
+
+    def user_deactivation(self, uid: int) -> str | None:
+        """ "deleted", "banned" or None: what users.get says of the account now."""
+        return self._deactivated.get(uid) or users.initial_deactivation(uid)
+
+    def deactivate_user(self, uid: int, kind: str = "deleted") -> None:
+        with self.lock:
+            self._deactivated[uid] = kind
 
     # What VK shows of the state, and in what shape: methods.py reaches these through the world.
     user_is_private = staticmethod(render.user_is_private)
@@ -154,6 +167,8 @@ class World:
         edits: float = 0.005,
         deletions: float = 0.005,
         silent: bool = False,
+        restores: float = 0.0,
+        growth: float = 0.0,
     ) -> dict[str, Any]:
         """Move the clock forward and mutate the world deterministically.
 
@@ -162,6 +177,9 @@ class World:
         `silent` keeps to the changes VK's `comments.count` does not show: comment edits and
         deletions of comments with live replies (they stay as stubs); no post is edited or
         deleted and no comment vanishes.
+        `restores`: fraction of earlier-deleted comments that come back; `growth` > 0: post
+        counters grow with age and members_count drifts (emulator/growth.py). Both draw from
+        an RNG of their own. Edits, deletions and restores go to `change_log`.
         """
         with self.lock:
             self._advance_count += 1
@@ -177,6 +195,19 @@ class World:
                 edits=edits,
                 deletions=deletions,
                 silent=silent,
+                log=self.change_log,
             )
             self.now = summary["now"]
+            extra = random.Random(f"{self.spec.seed}:history:{self._advance_count}")
+            if restores > 0:
+                just = {
+                    (-e["owner_id"], e["id"])
+                    for e in self.change_log
+                    if e["object"] == "comment" and e["at"] == self.now
+                }
+                summary["restored_comments"] = restore(
+                    self._groups, extra, restores, self.now, just, self.change_log
+                )
+            if growth > 0:
+                summary["grown_posts"] = grow(self._groups, self._peaks, extra, self.now, days)
             return summary

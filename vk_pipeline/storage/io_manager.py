@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -66,6 +67,8 @@ class FrameStream:
 
     chunks: Iterable[Item | None]
     metadata: dict[str, Any] = field(default_factory=dict)
+    # When the producer read the rows (its crawl clock): the time of counter snapshots.
+    observed_at: datetime | None = None
 
     def __iter__(self) -> Iterator[Item | None]:
         return iter(self.chunks)
@@ -159,7 +162,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 # One transaction per commit unit: a failure rolls back only the unit under way.
                 with conn.transaction():
                     unit, extra, more = self._write_unit(
-                        conn, items, table, mode if first else "upsert", column, keys
+                        conn,
+                        items,
+                        table,
+                        mode if first else "upsert",
+                        column,
+                        keys,
+                        getattr(obj, "observed_at", None),
                     )
                 _add_stats(total, unit)
                 for name, stats in extra.items():
@@ -196,6 +205,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         mode: WriteMode,
         column: str | None,
         keys: list[str] | None,
+        observed_at: datetime | None = None,
     ) -> tuple[WriteStats, dict[str, WriteStats], bool]:
         """Write items up to the next COMMIT (or the end); return the stats and whether more
         items may follow."""
@@ -208,6 +218,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             partition_column=column,
             partition_values=keys,
             chunk_rows=self.chunk_rows,
+            observed_at=observed_at,
         ).begin()
         extra: dict[str, TableWriter] = {}
         more = False
@@ -225,7 +236,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 writer = extra.get(item.table)
                 if writer is None:
                     writer = TableWriter(
-                        conn, item.table, schema=schema, chunk_rows=self.chunk_rows
+                        conn,
+                        item.table,
+                        schema=schema,
+                        chunk_rows=self.chunk_rows,
+                        observed_at=observed_at,
                     ).begin()
                     extra[item.table] = writer
                 writer.write(item.frame)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -27,6 +28,7 @@ from vk_pipeline.storage.catalog import (
     table_info,
 )
 from vk_pipeline.storage.encode import copy_into, encode_column
+from vk_pipeline.storage.history import HISTORY, History, history_ctes, old_rows, returning
 
 WriteMode = Literal["upsert", "replace"]
 
@@ -80,9 +82,12 @@ class TableWriter:
     partition_column: str | None = None
     partition_values: Sequence[Any] | None = None
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    # When the rows were read at the source, for counter snapshots (storage/history.py).
+    observed_at: datetime | None = None
     info: TableInfo = field(init=False)
     stats: WriteStats = field(init=False)
     _direct: bool = field(init=False, default=False)
+    _history: History | None = field(init=False, default=None)
     _stages: dict[tuple[str, ...], sql.Identifier] = field(init=False, default_factory=dict)
     _started: float = field(init=False, default=0.0)
 
@@ -109,6 +114,11 @@ class TableWriter:
                 )
                 row = cur.fetchone()
                 self._direct = bool(row and row[0])
+        self._history = HISTORY.get(self.table)
+        if self._history is not None and self._history.snapshots is not None:
+            # A new row's first snapshot is written by the upsert's CTE; a COPY straight into
+            # the table would skip it.
+            self._direct = False
         self.stats.seconds = time.perf_counter() - self._started
         return self
 
@@ -204,6 +214,31 @@ class TableWriter:
                 cur.execute(sql.SQL("TRUNCATE {}").format(stage))
         return stage
 
+    def _returning(self, first: sql.Composable) -> sql.Composable:
+        if self._history is None:
+            return first
+        return sql.SQL("{}, {}").format(
+            first, returning(self._history, list(self.info.primary_key))
+        )
+
+    def _with_history(
+        self, write: sql.Composable, stage: sql.Identifier, select: sql.Composable
+    ) -> sql.Composable:
+        """``WITH w AS (write) select``, plus the table's revision/snapshot CTEs: one
+        statement, so a change and what it records commit together."""
+        if self._history is None or not self.info.primary_key:
+            return sql.SQL("WITH w AS ({}) {}").format(write, select)
+        pk = list(self.info.primary_key)
+        ctes = [("o", old_rows(self._history, pk, self.info.ident, stage)), ("w", write)]
+        observed = sql.Literal(self.observed_at) if self.observed_at is not None else None
+        ctes += history_ctes(self._history, pk, self.schema, observed_at=observed)
+        return sql.SQL("WITH {} {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{} AS ({})").format(sql.Identifier(name), body) for name, body in ctes
+            ),
+            select,
+        )
+
     def _update_only(self, columns: Sequence[ColumnInfo], values: Sequence[list[Any]]) -> int:
         stage = self._stage(columns)
         copy_into(self.conn, stage, columns, values)
@@ -232,20 +267,20 @@ class TableWriter:
             sets = [sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in rest]
             if "last_changed_at" in self.info.columns:
                 sets.append(sql.SQL("last_changed_at = now()"))
-            row = cur.execute(
-                sql.SQL(
-                    "WITH w AS (UPDATE {target} AS t SET {sets} FROM {stage} s WHERE {match}"
-                    " AND ROW({old}) IS DISTINCT FROM ROW({new}) RETURNING 1)"
-                    " SELECT count(*) FROM w"
-                ).format(
-                    target=self.info.ident,
-                    sets=sql.SQL(", ").join(sets),
-                    stage=stage,
-                    match=match,
-                    old=sql.SQL(", ").join(sql.Identifier("t", c) for c in rest),
-                    new=sql.SQL(", ").join(sql.Identifier("s", c) for c in rest),
-                )
-            ).fetchone()
+            write = sql.SQL(
+                "UPDATE {target} AS t SET {sets} FROM {stage} s WHERE {match}"
+                " AND ROW({old}) IS DISTINCT FROM ROW({new}) RETURNING {ret}"
+            ).format(
+                target=self.info.ident,
+                sets=sql.SQL(", ").join(sets),
+                stage=stage,
+                match=match,
+                old=sql.SQL(", ").join(sql.Identifier("t", c) for c in rest),
+                new=sql.SQL(", ").join(sql.Identifier("s", c) for c in rest),
+                ret=self._returning(sql.SQL("1 AS one")),
+            )
+            stmt = self._with_history(write, stage, sql.SQL("SELECT count(*) FROM w"))
+            row = cur.execute(stmt).fetchone()
         return int(row[0]) if row else 0
 
     def _upsert(
@@ -277,11 +312,24 @@ class TableWriter:
                 old=sql.SQL(", ").join(sql.Identifier("t", c) for c in rest),
                 new=sql.SQL(", ").join(sql.Identifier("excluded", c) for c in rest),
             )
-        stmt = sql.SQL(
-            "WITH w AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage}{conflict}"
-            " RETURNING (xmax = 0) AS inserted)"
-            " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"
-        ).format(target=self.info.ident, cols=cols, stage=stage, conflict=conflict)
+        write = sql.SQL(
+            "INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage}{conflict}"
+            " RETURNING {ret}"
+        ).format(
+            target=self.info.ident,
+            cols=cols,
+            stage=stage,
+            conflict=conflict,
+            ret=self._returning(sql.SQL("(xmax = 0) AS inserted")),
+        )
+        stmt = self._with_history(
+            write,
+            stage,
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
+                " FROM w"
+            ),
+        )
         with self.conn.cursor() as cur:
             row = cur.execute(stmt).fetchone()
         assert row is not None

@@ -26,6 +26,7 @@ from vk_pipeline.vk.paging import (
 from vk_pipeline.vk.resource import VKResource
 from vk_pipeline.vk.stats import ClientStats
 from vk_pipeline.vk.tokens import TokenPool, fingerprint, split_tokens
+from vk_pipeline.vk.users import UsersChunk, fetch_users
 
 __all__ = [
     "VK_API_URL",
@@ -39,6 +40,7 @@ __all__ = [
     "ObjectError",
     "PostRef",
     "TokenPool",
+    "UsersChunk",
     "VKClient",
     "VKError",
     "VKFatalError",
@@ -50,6 +52,7 @@ __all__ = [
     "classify",
     "fetch_comments",
     "fetch_groups",
+    "fetch_users",
     "fetch_wall",
     "fetch_walls",
     "fingerprint",

@@ -32,7 +32,7 @@ def test_prints_group_link_date_author_and_snippet(pg):
     assert (ran.code, ran.err) == (0, "")
     lines = ran.out.splitlines()
     assert lines[0] == (
-        "1. group 3  https://vk.com/wall-3_10?reply=7  2024-03-07 00:00 UTC  author 1007"
+        "1. group 3  https://vk.com/wall-3_10?reply=7  2024-03-07 00:00 UTC  author https://vk.com/id1007"
         f"  rank {0.0607927:.4f}"
     )
     assert lines[1] == "   **Кофе** хороший, но дорогой"
@@ -118,3 +118,16 @@ def test_an_unreachable_database_is_one_line_without_the_password():
     [line] = ran.err.splitlines()
     assert line.startswith("error: --database-url: cannot connect to PostgreSQL at host 127.0.0.1")
     assert "hunter2" not in line
+
+
+def test_prints_the_authors_name_and_profile_link_once_fetched(pg):
+    pg.execute(
+        "INSERT INTO vk.authors (id, kind, name, screen_name, fetched_at)"
+        " VALUES (1007, 'user', 'Анна Петрова', 'anna_p', now())"
+    )
+    ran = search(pg, "кофе -чай", "--group", "3", "--order", "date")
+    assert "  author Анна Петрова (https://vk.com/anna_p)  " in ran.out.splitlines()[0]
+    data = json.loads(search(pg, "кофе -чай", "--group", "3", "--json").out)
+    named = [r for r in data["results"] if r["from_id"] == 1007]
+    assert named and named[0]["author_name"] == "Анна Петрова"
+    assert named[0]["author_url"] == "https://vk.com/anna_p"

@@ -161,3 +161,27 @@ def test_resolve_screen_name_and_errors_match_schema(api: Api) -> None:
     assert_valid("utils/responses.json#/definitions/utils_resolveScreenName_response", body)
     err = api("wall.get", owner_id=-w.group_ids()[-1])["error"]
     assert_valid("base/objects.json#/definitions/base_error", err)
+
+
+def test_users_get_matches_schema_for_every_kind_of_profile(api: Api) -> None:
+    # 53: deleted, 97: banned, 5: closed; the rest with full, partial or no birth date.
+    ids = [53, 97, 5, *range(1, 40), 2**31 - 1]
+    fields = "sex,bdate,city,country,screen_name,photo_100,nonsense"
+    body = api("users.get", user_ids=",".join(map(str, ids)), fields=fields)
+    assert_valid("users/responses.json#/definitions/users_get_response", body)
+    users = {u["id"]: u for u in body["response"]}
+    assert users[53] == {
+        "id": 53,
+        "first_name": "DELETED",
+        "last_name": "",
+        "deactivated": "deleted",
+        "can_access_closed": True,
+        "is_closed": False,
+    }
+    assert users[97]["deactivated"] == "banned" and users[97]["first_name"] != "DELETED"
+    assert users[5]["is_closed"] is True and "bdate" not in users[5] and "sex" in users[5]
+    bdates = [u.get("bdate") for u in users.values()]
+    assert any(b and b.count(".") == 2 for b in bdates)  # full date
+    assert any(b and b.count(".") == 1 for b in bdates)  # year hidden
+    assert any(b is None for b in bdates)
+    assert all(u["city"]["title"] for u in users.values() if "city" in u)

@@ -38,6 +38,7 @@ ISSUE_TABLE = {
     "wall.getById": {"user", "service"},
     "groups.getById": ALL,
     "utils.resolveScreenName": ALL,
+    "users.get": ALL,  # issue 18 (VK's users.get: user, group, service)
 }
 
 
@@ -86,6 +87,7 @@ def calls(world: World) -> dict[str, dict[str, Any]]:
         "wall.get": {"owner_id": -gid, "count": 1},
         "wall.getComments": {"owner_id": -gid, "post_id": pid, "count": 1},
         "wall.getById": {"posts": f"-{gid}_{pid}"},
+        "users.get": {"user_ids": "1,2"},
     }
 
 

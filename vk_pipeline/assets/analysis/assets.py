@@ -21,7 +21,13 @@ from vk_pipeline.assets.analysis.build import (
     BuildOptions,
     GroupBuild,
 )
-from vk_pipeline.assets.common import BACKFILL_POLICY, Progress, group_ids, partition_metadata
+from vk_pipeline.assets.common import (
+    ANALYSIS_AUTOMATION,
+    ANALYSIS_BACKFILL_POLICY,
+    Progress,
+    group_ids,
+    partition_metadata,
+)
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresResource
 from vk_pipeline.storage.catalog import table_info
@@ -44,7 +50,7 @@ DESCRIPTIONS = {
 DEPS = {
     POST_STATS: ["groups", "posts", "comments"],
     GROUP_ACTIVITY_DAILY: ["posts", "comments"],
-    TOP_COMMENTERS: ["comments"],
+    TOP_COMMENTERS: ["comments", "authors"],
     HASHTAGS_MENTIONS_LINKS: ["posts", "comments"],
 }
 # What the preview of each table shows first, and its columns.
@@ -61,7 +67,8 @@ PREVIEWS = {
     ),
     TOP_COMMENTERS: (
         "ORDER BY rank_all_time, group_id",
-        "group_id, from_id, comments_all_time, comments_30d, rank_all_time, rank_30d, last_seen",
+        "group_id, from_id, author_name, author_url, comments_all_time, comments_30d, "
+        "rank_all_time, rank_30d, last_seen",
     ),
     HASHTAGS_MENTIONS_LINKS: (
         "ORDER BY occurrences DESC, day DESC, value",
@@ -70,11 +77,8 @@ PREVIEWS = {
 }
 
 
-# The analysis tables follow every crawl, however it was launched (the sensor, the daily refresh,
-# Materialize in the UI): a partition whose groups, posts or comments were materialized since it
-# was last built is built again once no crawl of it is under way. The automation sensor
-# (`analysis_automation` in vk_pipeline.automation) evaluates this; it runs by default.
-ANALYSIS_AUTOMATION = dg.AutomationCondition.eager()
+# Where a table's preview reads from, when not the table itself: commenters with their names.
+PREVIEW_SOURCES = {TOP_COMMENTERS: "top_commenters_named"}
 
 
 class AnalysisConfig(dg.Config):
@@ -112,7 +116,7 @@ class AnalysisConfig(dg.Config):
     ],
     name="analysis",
     partitions_def=group_partitions,
-    backfill_policy=BACKFILL_POLICY,
+    backfill_policy=ANALYSIS_BACKFILL_POLICY,
     can_subset=True,
 )
 def analysis(
@@ -204,12 +208,13 @@ def _metadata(
 ) -> dict[str, Any]:
     order, columns = PREVIEWS[table]
     ident = sql.Identifier(postgres.schema_name, table)
+    source = sql.Identifier(postgres.schema_name, PREVIEW_SOURCES.get(table, table))
     total = postgres.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE group_id = ANY(%s)").format(ident), (gids,)
     )[0][0]
     rows = postgres.execute(
         sql.SQL("SELECT {} FROM {} WHERE group_id = ANY(%s) {} LIMIT 5").format(
-            sql.SQL(columns), ident, sql.SQL(order)
+            sql.SQL(columns), source, sql.SQL(order)
         ),
         (gids,),
     )
