@@ -22,6 +22,7 @@ import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
+from dagster._core.events import DagsterEventType
 from psycopg import sql
 
 from vk_pipeline.assets.common import group_ids
@@ -350,13 +351,39 @@ def _post_url(gid: int, pid: int) -> str:
 # Dagster
 
 
-def _evaluations(
-    context: dg.AssetCheckExecutionContext, asset: str, outcomes: Outcomes
-) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    instance = context.op_execution_context.instance
-    key = dg.AssetKey(asset)
+def _targets(
+    context: dg.AssetCheckExecutionContext, key: dg.AssetKey
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData | None]:
+    """The materialization each partition's evaluation is about: the one this run just recorded
+    (one query for the run's events, not one per partition); else the partition's latest."""
+    op_context = context.op_execution_context
+    instance = op_context.instance
+    partitions = list(op_context.partition_keys)
     targets: dict[str, AssetCheckEvaluationTargetMaterializationData | None] = {}
-    for partition in context.op_execution_context.partition_keys:
+    cursor = None
+    while True:
+        page = instance.get_records_for_run(
+            op_context.run_id,
+            cursor=cursor,
+            of_type=DagsterEventType.ASSET_MATERIALIZATION,
+            limit=10_000,
+        )
+        for record in page.records:
+            event = record.event_log_entry.dagster_event
+            if event is None or event.asset_key != key or event.partition is None:
+                continue
+            targets[event.partition] = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id,
+                run_id=record.event_log_entry.run_id,
+                timestamp=record.timestamp,
+            )
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    for partition in partitions:
+        if partition in targets:
+            continue
+        # A check run on its own (the UI's "Execute checks"): the latest materialization.
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
         ).records
@@ -369,6 +396,14 @@ def _evaluations(
             if records
             else None
         )
+    return targets
+
+
+def _evaluations(
+    context: dg.AssetCheckExecutionContext, asset: str, outcomes: Outcomes
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    key = dg.AssetKey(asset)
+    targets = _targets(context, key)
     selected = {k.name for k in context.selected_asset_check_keys}
     for check in CHECKS:
         if check.asset != asset or check.name not in selected:

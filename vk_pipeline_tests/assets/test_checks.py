@@ -257,7 +257,7 @@ def test_the_crawl_job_runs_checks_then_analysis_for_one_partition(pipeline: Pip
     found = evaluations(result)
     assert set(found) == {(c.name, key) for c in CHECKS}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"groups", "posts", "comments"}
+    assert materialized == {"groups", "posts", "comments", "authors"}
     result = defs.resolve_job_def(analysis_job.name).execute_in_process(
         instance=pipeline.instance, partition_key=key
     )

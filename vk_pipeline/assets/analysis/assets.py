@@ -175,12 +175,13 @@ def _group_metadata(
         )
     )
     names = [c.strip() for c in columns.split(",")]
+    source = sql.Identifier(postgres.schema_name, PREVIEW_SOURCES.get(table, table))
     # The first rows of each group in the preview's order, in one query.
     rows = postgres.execute(
         sql.SQL(
             "SELECT * FROM (SELECT {cols}, row_number() OVER (PARTITION BY group_id {order}) AS n"
             " FROM {t} WHERE group_id = ANY(%s)) r WHERE n <= 5"
-        ).format(cols=sql.SQL(columns), order=sql.SQL(order), t=ident),
+        ).format(cols=sql.SQL(columns), order=sql.SQL(order), t=source),
         (gids,),
     )
     previews: dict[int, list[tuple[Any, ...]]] = {}
