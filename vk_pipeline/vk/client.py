@@ -6,13 +6,11 @@ emulator. Paging and batching across posts live in `paging.py` on top of `call_m
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,20 +24,25 @@ from vk_pipeline.vk.errors import (
     VKRetriesExhaustedError,
     classify,
 )
+from vk_pipeline.vk.routing import Router
 from vk_pipeline.vk.stats import ClientStats
-from vk_pipeline.vk.tokens import TOKEN_ERROR_CODES, TokenPool, split_tokens
+from vk_pipeline.vk.tokens import (
+    CAPTCHA,
+    KIND_ERROR_CODES,
+    TOKEN_ERROR_CODES,
+    TokenPool,
+    split_tokens,
+)
+from vk_pipeline.vk.wire import Call, _form_value, _pair_execute_errors, vkscript
 
 VK_API_URL = "https://api.vk.ru/method"
 VK_API_VERSION = "5.199"
 EXECUTE_MAX_CALLS = 25
+# A captcha'd token waits this long before it is tried again (a person may pass it meanwhile).
+CAPTCHA_HOLD_SECONDS = 1800.0
 
-
-@dataclass(frozen=True)
-class Call:
-    """One VK API method call, directly or as a slot of an `execute` pack."""
-
-    method: str
-    params: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from vk_pipeline.vk.vkid import VkIdCredential
 
 
 # What a call gives back: the `response` payload, or the per-object refusal.
@@ -58,16 +61,18 @@ class _TooBig(Exception):
     pass
 
 
-def vkscript(calls: Sequence[Call]) -> str:
-    """The VKScript for a pack: `return [API.a.b({...}), ...];`.
+# The slots of a pack held back while a token of unknown kind is tried with one call.
+TRIAL = "trial"
 
-    JSON object literals are valid VKScript, so parameters need no escaping of their own.
-    """
-    parts = [
-        f"API.{c.method}({json.dumps(c.params, ensure_ascii=False, separators=(',', ':'))})"
-        for c in calls
-    ]
-    return "return [" + ",".join(parts) + "];"
+
+class _Reroute(Exception):
+    """What VK said changes where the request may go (a token's kind was learned, a token was
+    set aside, a VK ID token was refreshed): send it again at once, no backoff."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class VKClient:
@@ -97,17 +102,22 @@ class VKClient:
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
         warn: Callable[[str], None] | None = None,
+        vkid: VkIdCredential | None = None,
+        kind_rates: Mapping[str, float] | None = None,
+        captcha_hold_seconds: float = CAPTCHA_HOLD_SECONDS,
     ) -> None:
-        self.tokens = TokenPool(split_tokens(access_token))
+        dynamic = {vkid.fp: vkid.access_token} if vkid is not None else None
+        self.tokens = TokenPool(split_tokens(access_token), dynamic)
         if not len(self.tokens):
             raise VKFatalError("auth", "no token", "no VK access token is configured")
+        self.vkid = vkid
         self._base = api_base_url.rstrip("/")
         self.api_version = api_version
         self.limiter = limiter
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.use_execute = use_execute
+        self._use_execute = use_execute
         self.execute_batch_size = max(1, min(execute_batch_size, EXECUTE_MAX_CALLS))
         # Requests in flight at once: one per token keeps every token's budget busy.
         self.concurrency = max(1, concurrency or len(self.tokens))
@@ -116,6 +126,14 @@ class VKClient:
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._warn = warn
+        self.router = Router(
+            self.tokens,
+            limiter,
+            kind_rates=kind_rates,
+            hold_seconds=captcha_hold_seconds,
+            stats=self.stats,
+            say=self._say,
+        )
         # The token travels in the Authorization header, never in the URL, so httpx's request log
         # lines and exception messages (which carry the URL) cannot leak it.
         self._http = httpx.Client(
@@ -131,6 +149,16 @@ class VKClient:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def use_execute(self) -> bool:
+        """Whether calls are packed into `execute`: asked for, and a user token is in the pool
+        (VK refuses `execute` to service tokens; community tokens cannot read walls in it)."""
+        return self._use_execute and self.router.batching()
+
+    @use_execute.setter
+    def use_execute(self, value: bool) -> None:
+        self._use_execute = value
 
     def __enter__(self) -> VKClient:
         return self
@@ -150,21 +178,27 @@ class VKClient:
         """Results for `calls`, in order: packed into `execute` requests unless batching is off.
 
         A quota stop raises `VKQuotaError` whose `partial` holds the results that did arrive."""
-        if not self.use_execute:
-            results: list[Result] = []
-            for c in calls:
-                try:
-                    results.append(self.call(c.method, **c.params))
-                except VKQuotaError as error:
-                    error.partial = [*results, *[None] * (len(calls) - len(results))]
-                    raise
-            return results
-        results = []
+        results: list[Result] = []
         start = 0
+        reroutes = 0
         while start < len(calls):
+            if not self.use_execute:
+                for c in calls[start:]:
+                    try:
+                        results.append(self.call(c.method, **c.params))
+                    except VKQuotaError as error:
+                        error.partial = [*results, *[None] * (len(calls) - len(results))]
+                        raise
+                return results
             pack = calls[start : start + self.execute_batch_size]
             try:
                 results.extend(self._execute_pack(pack))
+            except _Reroute as r:
+                # The pack goes again, maybe as plain calls (no user token was left for it).
+                reroutes += 1
+                if reroutes > 2 * len(self.tokens) + 4:
+                    raise VKFatalError("execute", r.code, r.message) from None
+                continue
             except _TooBig:
                 if len(pack) == 1:
                     raise VKFatalError(
@@ -189,12 +223,16 @@ class VKClient:
             sub = [pack[i] for i in pending]
             try:
                 slots, errors, fp = self._with_retries(
-                    "execute", lambda sub=sub: self._request_execute(sub), allow_too_big=True
+                    "execute",
+                    lambda sub=sub: self._request_execute(sub),
+                    allow_too_big=True,
+                    reroute_out=True,
                 )
             except VKQuotaError as error:
                 error.partial = results
                 raise
             retry: list[int] = []
+            rerouted = False
             quota: VKQuotaError | None = None
             for i, slot, err in zip(pending, slots, errors, strict=True):
                 if err is None:
@@ -203,7 +241,8 @@ class VKClient:
                 code, message = err
                 kind = classify(code) if isinstance(code, int) else ErrorClass.TRANSIENT
                 method = pack[i].method
-                self.stats.error(method, code)
+                if code != TRIAL:
+                    self.stats.error(method, code)
                 if kind is ErrorClass.OBJECT:
                     results[i] = ObjectError(code, message)
                 elif kind is ErrorClass.TRANSIENT:
@@ -211,6 +250,11 @@ class VKClient:
                 elif kind is ErrorClass.QUOTA:
                     # Another token may still have quota for this method: the slot goes again.
                     quota = self._quota_hit(fp, method, code, message) or quota
+                    retry.append(i)
+                elif code == TRIAL or (isinstance(code, int) and code in KIND_ERROR_CODES):
+                    # The token's kind is learned from this answer (router); the slot goes
+                    # again on a token that may call the method.
+                    rerouted = True
                     retry.append(i)
                 elif isinstance(code, int) and code in TOKEN_ERROR_CODES:
                     self._reject_token(fp, method, code, message)
@@ -220,6 +264,16 @@ class VKClient:
             if quota is not None:
                 quota.partial = results
                 raise quota
+            if rerouted:
+                pending = retry
+                if not self.use_execute:
+                    # No user token left for packs: the rest goes as plain calls.
+                    for i, value in zip(
+                        retry, self.call_many([pack[i] for i in retry]), strict=True
+                    ):
+                        results[i] = value
+                    return results
+                continue
             if retry:
                 attempt += 1
                 if attempt >= self.max_attempts:
@@ -266,11 +320,27 @@ class VKClient:
         return ceiling * (0.5 + self._rng.random() / 2)
 
     def _with_retries(
-        self, method: str, send: Callable[[], Any], *, allow_too_big: bool = False
+        self,
+        method: str,
+        send: Callable[[], Any],
+        *,
+        allow_too_big: bool = False,
+        reroute_out: bool = False,
     ) -> Any:
-        for attempt in range(1, self.max_attempts + 1):
+        reroutes = 0
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
             try:
                 return send()
+            except _Reroute as r:
+                if reroute_out:
+                    raise
+                # Bounded: each reroute settles a kind, sets a token aside or refreshes one.
+                reroutes += 1
+                if reroutes > 2 * len(self.tokens) + 4:
+                    raise VKFatalError(method, r.code, r.message) from None
+                attempt -= 1
             except _Transient as t:
                 self.stats.error(method, t.code)
                 if attempt == self.max_attempts:
@@ -286,15 +356,11 @@ class VKClient:
                 raise
         raise AssertionError("unreachable")
 
-    def _acquire(self, methods: set[str]) -> str:
-        active = self.tokens.active()
-        if not active:
-            raise VKFatalError(
-                sorted(methods)[0], 5, f"no usable VK token left ({self.tokens.describe_retired()})"
-            )
-        fp = self.limiter.acquire(active, methods)
+    def _acquire(self, methods: set[str], kind_methods: set[str]) -> str:
+        fp = self.router.acquire(methods, kind_methods)
         if fp is not None:
             return fp
+        active = self.tokens.active()
         for method in sorted(methods):
             resets_in = self.limiter.quota_resets(active, method)
             if resets_in is not None:
@@ -304,15 +370,33 @@ class VKClient:
         raise AssertionError("the limiter refused every token without a quota")
 
     def _post(
-        self, method: str, data: dict[str, Any], inner_calls: dict[str, int] | None
-    ) -> tuple[Any, str]:
-        """One HTTP request; returns the decoded body and the token it went out on, or raises
-        `_Transient`."""
-        fp = self._acquire(set(inner_calls) if inner_calls else {method})
+        self,
+        method: str,
+        data: dict[str, Any] | Callable[[str], tuple[dict[str, Any], dict[str, int]]],
+        inner_calls: dict[str, int] | None,
+    ) -> tuple[Any, str, str]:
+        """One HTTP request; returns the decoded body, the token's fingerprint and the token it
+        went out on, or raises `_Transient`. `data` may be a function of the token chosen that
+        gives the form and the inner calls it holds."""
+        quota_methods = set(inner_calls) if inner_calls else {method}
+        fp = self._acquire(quota_methods, quota_methods | {method})
+        try:
+            token = self.tokens.secret(fp)
+            if callable(data):
+                data, inner_calls = data(fp)
+            body = self._send(method, data, inner_calls, token)
+            self.router.learn_from(fp, method, body, inner_calls)
+            return body, fp, token
+        finally:
+            self.router.release(fp)
+
+    def _send(
+        self, method: str, data: dict[str, Any], inner_calls: dict[str, int] | None, token: str
+    ) -> dict[str, Any]:
         self.stats.request(method, inner_calls)
         form = {k: _form_value(v) for k, v in data.items()}
         form["v"] = self.api_version
-        headers = {"Authorization": f"Bearer {self.tokens.secret(fp)}"}
+        headers = {"Authorization": f"Bearer {token}"}
         try:
             response = self._http.post(f"{self._base}/{method}", data=form, headers=headers)
         except httpx.TimeoutException:
@@ -329,9 +413,11 @@ class VKClient:
             raise _Transient("malformed", "response body is not JSON") from None
         if not isinstance(body, dict):
             raise _Transient("malformed", "response body is not a JSON object")
-        return body, fp
+        return body
 
-    def _raise_for_error(self, method: str, error: dict[str, Any], fp: str) -> ObjectError:
+    def _raise_for_error(
+        self, method: str, error: dict[str, Any], fp: str, token: str
+    ) -> ObjectError:
         code = error.get("error_code")
         message = str(error.get("error_msg", ""))
         if not isinstance(code, int):
@@ -350,6 +436,17 @@ class VKClient:
             if quota is not None:
                 raise quota
             raise _Transient(code, message)
+        if code in KIND_ERROR_CODES:
+            raise _Reroute(code, message)  # the router learned the kind from this answer
+        if code == CAPTCHA:
+            self.router.hold(fp, error)
+            raise _Reroute(code, message)
+        if code == 5 and self.vkid is not None and self.tokens.is_dynamic(fp):
+            # VK ID's access token expired (or was revoked): a newer one, then the same request.
+            before = self.vkid.refreshes
+            self.vkid.refresh(stale=token)
+            self.stats.vkid_refreshes += self.vkid.refreshes - before
+            raise _Reroute(code, message)
         if code in TOKEN_ERROR_CODES:
             self._reject_token(fp, method, code, message)
             raise _Transient(code, message)
@@ -358,9 +455,9 @@ class VKClient:
         return ObjectError(code, message)
 
     def _request_one(self, method: str, params: dict[str, Any]) -> Result:
-        body, fp = self._post(method, params, None)
+        body, fp, token = self._post(method, params, None)
         if "error" in body:
-            return self._raise_for_error(method, body["error"], fp)
+            return self._raise_for_error(method, body["error"], fp, token)
         if "response" not in body:
             raise _Transient("malformed", "neither response nor error in body")
         return body["response"]
@@ -368,49 +465,23 @@ class VKClient:
     def _request_execute(
         self, calls: Sequence[Call]
     ) -> tuple[list[Any], list[tuple[int | str, str] | None], str]:
-        body, fp = self._post(
-            "execute", {"code": vkscript(calls)}, Counter(c.method for c in calls)
-        )
+        sent = list(calls)
+
+        def form(fp: str) -> tuple[dict[str, Any], dict[str, int]]:
+            # A token whose kind is still unknown is tried with one call, not a pack: if it is
+            # a community token, VK refuses one wall call (error 27), not 25.
+            if self.router.on_trial(fp):
+                del sent[1:]
+            return {"code": vkscript(sent)}, Counter(c.method for c in sent)
+
+        body, fp, token = self._post("execute", form, Counter(c.method for c in calls))
         if "error" in body:
             # A whole-execute error applies to every slot; per-object ones cannot happen here.
-            obj = self._raise_for_error("execute", body["error"], fp)
+            obj = self._raise_for_error("execute", body["error"], fp, token)
             raise VKFatalError("execute", obj.code, obj.message)
         slots = body.get("response")
-        if not isinstance(slots, list) or len(slots) != len(calls):
+        if not isinstance(slots, list) or len(slots) != len(sent):
             raise _Transient("malformed", "execute response does not match the pack")
-        return slots, _pair_execute_errors(calls, slots, body.get("execute_errors") or []), fp
-
-
-def _pair_execute_errors(
-    calls: Sequence[Call], slots: Sequence[Any], execute_errors: Sequence[dict[str, Any]]
-) -> list[tuple[int | str, str] | None]:
-    """The error of each `false` slot, or None for slots that succeeded.
-
-    VK does not index `execute_errors`: entries come in call order, may include an extra entry for
-    "execute" itself, and need not pair 1:1 with `false` slots. So each failed slot takes the next
-    unused entry for its own method; a failed slot with no entry left is retried as transient.
-    """
-    queues: dict[str, list[tuple[int | str, str]]] = {}
-    for e in execute_errors:
-        method = str(e.get("method", ""))
-        if method == "execute":
-            continue
-        queues.setdefault(method, []).append(
-            (e.get("error_code", "unknown"), str(e.get("error_msg", "")))
-        )
-    out: list[tuple[int | str, str] | None] = []
-    for call, slot in zip(calls, slots, strict=True):
-        if slot is False:
-            queue = queues.get(call.method)
-            out.append(queue.pop(0) if queue else ("unpaired", "false slot without an error"))
-        else:
-            out.append(None)
-    return out
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        errors = _pair_execute_errors(sent, slots, body.get("execute_errors") or [])
+        untried = len(calls) - len(sent)
+        return [*slots, *[False] * untried], [*errors, *[(TRIAL, "not sent")] * untried], fp
