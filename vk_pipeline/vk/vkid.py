@@ -94,6 +94,7 @@ class VkIdCredential:
         self._lock = threading.Lock()
         self._access: str | None = None
         self._expires_at = 0.0
+        self._lifetime = 3600.0
         self.refreshes = 0  # refreshes this process made
         self.rereads = 0  # times this process took a token another one stored
 
@@ -103,7 +104,9 @@ class VkIdCredential:
     def access_token(self) -> str:
         """The current access token, refreshed first when it is about to expire."""
         with self._lock:
-            if self._access is not None and self._clock() < self._expires_at - self._before:
+            if self._access is not None and self._clock() < self._expires_at - self._margin(
+                self._lifetime
+            ):
                 return self._access
             return self._refresh_locked(stale=self._access)
 
@@ -114,6 +117,16 @@ class VkIdCredential:
                 return self._access
             return self._refresh_locked(stale=stale, forced=True)
 
+    def _margin(self, lifetime: float) -> float:
+        # A few minutes before expiry for VK ID's hour; a fifth of the life of shorter tokens.
+        return min(self._before, lifetime / 5)
+
+    @staticmethod
+    def _life(row: dict[str, Any]) -> float:
+        if row.get("expires_at") is None or row.get("refreshed_at") is None:
+            return 3600.0
+        return max(1.0, float(row["expires_at"]) - float(row["refreshed_at"]))
+
     def _refresh_locked(self, stale: str | None, forced: bool = False) -> str:
         outcome: dict[str, Any] = {}
 
@@ -121,7 +134,7 @@ class VkIdCredential:
             if row is not None and row["seed_fp"] == self._seed_fp:
                 access = self._decrypt(row["access_enc"])
                 fresh = row["expires_at"] is not None and (
-                    self._clock() < float(row["expires_at"]) - self._before
+                    self._clock() < float(row["expires_at"]) - self._margin(self._life(row))
                 )
                 if access is not None and access != stale and (fresh or forced):
                     # Another process refreshed since we last looked: take its token.
@@ -150,6 +163,7 @@ class VkIdCredential:
             self.rereads += 1
         self._access = access
         self._expires_at = float(row["expires_at"])
+        self._lifetime = self._life(row)
         return access
 
     def _grant(self, refresh: str, refreshes: int) -> dict[str, Any]:
