@@ -60,6 +60,7 @@ class PostgresLimiter(Limiter):
             name: sql.Identifier(schema, name)
             for name in ("rate_reserve_each", "rate_penalize", "rate_exhaust", "quota_resets")
         }
+        self._schema = schema
         self._table = {
             name: sql.Identifier(schema, name)
             for name in ("token_kinds", "token_holds", "vkid_credentials")
@@ -151,6 +152,57 @@ class PostgresLimiter(Limiter):
             list(keys),
         )
         return {str(fp): (str(reason), float(left)) for fp, reason, left in rows}
+
+    def report(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What the budget knows of each key (never a token): requests reserved, last use, kind,
+        quota stops, hold, and the VK ID credential's expiry when the key is one."""
+        out: dict[str, dict[str, Any]] = {
+            k: {"requests": 0, "last_used": None, "kind": None, "learned_by": None,
+                "quotas": [], "set_aside": None, "vk_id": None}
+            for k in keys
+        }  # fmt: skip
+        t = self._table
+        schema = self._schema
+        queries: list[tuple[str, sql.Composable]] = [
+            ("budget", sql.SQL(
+                "SELECT token_fp, requests, updated_at FROM {} WHERE token_fp = ANY(%s)"
+            ).format(sql.Identifier(schema, "rate_budget"))),
+            ("kinds", sql.SQL(
+                "SELECT token_fp, kind, learned_by FROM {} WHERE token_fp = ANY(%s)"
+            ).format(t["token_kinds"])),
+            ("quotas", sql.SQL(
+                "SELECT token_fp, method, resets_at, reason FROM {} WHERE token_fp = ANY(%s)"
+                " AND resets_at > clock_timestamp() ORDER BY method"
+            ).format(sql.Identifier(schema, "token_quotas"))),
+            ("holds", sql.SQL(
+                "SELECT token_fp, reason, until FROM {} WHERE token_fp = ANY(%s)"
+                " AND until > clock_timestamp()"
+            ).format(t["token_holds"])),
+            ("vkid", sql.SQL(
+                "SELECT cred_fp, expires_at, refreshes, refreshed_at, last_error,"
+                " refresh_enc IS NOT NULL FROM {} WHERE cred_fp = ANY(%s)"
+            ).format(t["vkid_credentials"])),
+        ]  # fmt: skip
+        for name, query in queries:
+            for row in self._query(query, list(keys)):
+                entry = out[str(row[0])]
+                if name == "budget":
+                    entry["requests"], entry["last_used"] = int(row[1]), row[2]
+                elif name == "kinds":
+                    entry["kind"], entry["learned_by"] = row[1], row[2]
+                elif name == "quotas":
+                    entry["quotas"].append({"method": row[1], "resets_at": row[2], "why": row[3]})
+                elif name == "holds":
+                    entry["set_aside"] = {"reason": row[1], "until": row[2]}
+                else:
+                    entry["vk_id"] = {
+                        "expires_at": row[1],
+                        "refreshes": int(row[2]),
+                        "refreshed_at": row[3],
+                        "last_error": row[4],
+                        "alive": bool(row[5]),
+                    }
+        return out
 
     _CREDENTIAL_COLUMNS = (
         "seed_fp",

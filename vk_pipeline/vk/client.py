@@ -172,6 +172,24 @@ class VKClient:
         """One method call; per-object errors come back as `ObjectError`."""
         return self._with_retries(method, lambda: self._request_one(method, params))
 
+    def probe_kinds(self) -> dict[str, str | None]:
+        """Settle the kind of every token not known yet, one request each (an `execute` with one
+        wall.get: service tokens answer 28, community tokens 27 inside, user tokens pass), and
+        record it for every process. Fingerprint → kind (None: VK's answer did not say)."""
+        self.router.load_kinds()
+        probe = {"code": vkscript([Call("wall.get", {"owner_id": -1, "count": 1})])}
+        for fp in self.tokens.active():
+            if self.tokens.kind(fp) is not None:
+                continue
+            if self.limiter.acquire([fp], {"wall.get"}, self.router.rates([fp])) is None:
+                continue
+            try:
+                body = self._send("execute", probe, {"wall.get": 1}, self.tokens.secret(fp))
+            except _Transient:
+                continue
+            self.router.learn_from(fp, "execute", body, {"wall.get": 1})
+        return {fp: self.tokens.kind(fp) for fp in self.tokens.fingerprints}
+
     # -- many calls ---------------------------------------------------------------------------
 
     def call_many(self, calls: Sequence[Call]) -> list[Result]:
