@@ -189,3 +189,23 @@ def test_a_refused_refresh_token_stops_clearly(
     ):
         client.call("groups.getById", group_ids=1)
     assert vkid_server.stats()["vkid"]["refused"] == 1
+
+
+def test_every_entry_point_gets_the_credential_as_secrets(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_resources (Definitions, CLI, demo, dev, benchmarks) wires VK ID from the
+    environment: the refresh token and the key as EnvVars resolved at launch, never values."""
+    import dagster as dg
+
+    monkeypatch.setenv("VK_SERVICE_RATE", "7")
+    vk = build_resources()["vk"]
+    assert vk.access_token == ""  # VK ID alone is a pool
+    assert isinstance(vk.vk_id_refresh_token, dg.EnvVar)
+    assert isinstance(vk.secret_key, dg.EnvVar)
+    assert (vk.vk_id_client_id, vk.vk_id_device_id) == (CLIENT, DEVICE)
+    assert vk.service_requests_per_second == 7
+    assert SEED not in repr(vk) and KEY not in repr(vk)
+    monkeypatch.setenv("VK_SERVICE_RATE", "fast")
+    with pytest.raises(ValueError, match="VK_SERVICE_RATE"):
+        build_resources()
