@@ -240,7 +240,8 @@ def vkid_section(admin: str | None, world: World) -> None:
                 found = sum(text.count(s) for s in secrets)
                 row(f"token strings found in {place} ({len(secrets)} tokens searched)", found, "0")
                 # A positive control: the place searched holds what the runs wrote there.
-                control = {"stdout/stderr": "posts", "data tables": "vk2.a."}.get(
+                # (Fernet ciphertexts start "gAAAAA": the stored VK ID tokens, encrypted.)
+                control = {"stdout/stderr": "peak_rss_mb", "data tables": "gAAAAA"}.get(
                     place, "vk_token_kinds"
                 )
                 row(f"  control: {control!r} found in {place} ({len(text):,} chars)",

@@ -33,7 +33,16 @@ from vk_pipeline.vk.tokens import (
     TokenPool,
     split_tokens,
 )
-from vk_pipeline.vk.wire import Call, _form_value, _pair_execute_errors, vkscript
+from vk_pipeline.vk.wire import (
+    TRIAL,
+    Call,
+    _form_value,
+    _pair_execute_errors,
+    _Reroute,
+    _TooBig,
+    _Transient,
+    vkscript,
+)
 
 VK_API_URL = "https://api.vk.ru/method"
 VK_API_VERSION = "5.199"
@@ -47,32 +56,6 @@ if TYPE_CHECKING:
 
 # What a call gives back: the `response` payload, or the per-object refusal.
 Result = Any | ObjectError
-
-
-class _Transient(Exception):
-    def __init__(self, code: int | str, message: str, *, wait: float = 0.0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.wait = wait
-
-
-class _TooBig(Exception):
-    pass
-
-
-# The slots of a pack held back while a token of unknown kind is tried with one call.
-TRIAL = "trial"
-
-
-class _Reroute(Exception):
-    """What VK said changes where the request may go (a token's kind was learned, a token was
-    set aside, a VK ID token was refreshed): send it again at once, no backoff."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class VKClient:

@@ -161,17 +161,18 @@ class Router:
                     for key, (why, left) in held.items():
                         self._held[key] = (why, time.monotonic() + left)
                 continue
-            if not gated or self.tokens.kind(fp) is not None:
+            if not gated:
                 return fp
             with self._cond:
-                if fp not in self._trying and self.tokens.kind(fp) is None:
+                kind = self.tokens.kind(fp)
+                if kind is None and fp not in self._trying:
                     self._trying.add(fp)
                     return fp
-                if self.tokens.kind(fp) is not None and may_call(
-                    self.tokens.kind(fp), kind_methods
-                ):
+                # The kind may have been settled while this request waited for its slot.
+                if kind is not None and may_call(kind, kind_methods):
                     return fp
-            # Another request tried this token first; its slot is given up, not its answer.
+            # Another request is trying this token, or settled it as a kind that may not call
+            # these methods: the slot is given up, the token is not asked.
 
     def on_trial(self, fp: str) -> bool:
         """Whether this request is the one trying `fp`, whose kind is not known yet."""

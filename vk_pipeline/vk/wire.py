@@ -62,3 +62,32 @@ def _form_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+# -- what a request's outcome tells the client's retry loops (internal signals) ------------
+
+
+class _Transient(Exception):
+    def __init__(self, code: int | str, message: str, *, wait: float = 0.0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.wait = wait
+
+
+class _TooBig(Exception):
+    pass
+
+
+# The slots of a pack held back while a token of unknown kind is tried with one call.
+TRIAL = "trial"
+
+
+class _Reroute(Exception):
+    """What VK said changes where the request may go (a token's kind was learned, a token was
+    set aside, a VK ID token was refreshed): send it again at once, no backoff."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

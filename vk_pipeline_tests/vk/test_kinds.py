@@ -205,3 +205,29 @@ def test_each_kind_has_its_own_rate(emulator_factory: Any, database_url: str) ->
     assert server.stats()["rate_limited"] == 0
     # In the same span the service token (5/s) sends more than the user token (3/s).
     assert by_token[fingerprint(SERVICE_T)]["accepted"] > by_token[fingerprint(USER_T)]["accepted"]
+
+
+def test_a_kind_settled_while_a_request_waits_for_its_slot_is_honoured() -> None:
+    """Another request settles a token's kind (community) while this one waits for that
+    token's slot: the slot is given up and the token is not sent an execute pack."""
+    from vk_pipeline.budget import SlidingWindowLimiter
+    from vk_pipeline.vk.routing import Router
+    from vk_pipeline.vk.stats import ClientStats
+    from vk_pipeline.vk.tokens import TokenPool
+
+    pool = TokenPool([USER_T, CLUB_T])
+    settled: list[str] = []
+
+    class Racing(SlidingWindowLimiter):
+        def acquire(self, keys, methods=(), rates=None):  # type: ignore[no-untyped-def]
+            got = super().acquire(keys, methods, rates)
+            if not settled:  # the other request's answer lands now: this token is community
+                settled.append(str(got))
+                router.learn(str(got), "group", "execute: error 27 inside")
+            return got
+
+    router = Router(
+        pool, Racing(1000), kind_rates=None, hold_seconds=60, stats=ClientStats(), say=print
+    )
+    got = router.acquire({"wall.get"}, {"execute", "wall.get"})
+    assert got != settled[0] and pool.kind(settled[0]) == "group"
