@@ -31,6 +31,7 @@ from vk_pipeline.vk.tokens import (
     KIND_ERROR_CODES,
     TOKEN_ERROR_CODES,
     TokenPool,
+    pack_refused_inside,
     split_tokens,
 )
 from vk_pipeline.vk.wire import (
@@ -469,9 +470,15 @@ class VKClient:
         sent = list(calls)
 
         def form(fp: str) -> tuple[dict[str, Any], dict[str, int]]:
-            # A token whose kind is still unknown is tried with one call, not a pack: if it is
-            # a community token, VK refuses one wall call (error 27), not 25.
-            if self.router.on_trial(fp):
+            # A token whose kind is still unknown is tried with one call, not a pack, when other
+            # tokens could take the calls and a community token would be refused them inside
+            # execute: then VK refuses one wall call (error 27), not 25. A lone token sends the
+            # pack: one answer either way, and nothing else could take the calls.
+            if (
+                self.router.on_trial(fp)
+                and len(self.tokens.active()) > 1
+                and pack_refused_inside({c.method for c in sent})
+            ):
                 del sent[1:]
             return {"code": vkscript(sent)}, Counter(c.method for c in sent)
 

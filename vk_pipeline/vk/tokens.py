@@ -53,6 +53,12 @@ def restricted(methods: Collection[str]) -> bool:
     return any(len(METHOD_KINDS.get(m, frozenset(KIND_NAMES))) < len(KIND_NAMES) for m in methods)
 
 
+def pack_refused_inside(methods: Collection[str]) -> bool:
+    """Whether a token that may call `execute` may still be refused one of `methods` inside it
+    (a community token's wall calls: error 27 for each of them)."""
+    return any(may_call(k, {"execute"}) and not may_call(k, methods) for k in KIND_NAMES)
+
+
 def needed_kinds(methods: Collection[str]) -> list[str]:
     """The kinds that may call every one of `methods`, by VK's names for them."""
     return [KIND_NAMES[k] for k in (USER, SERVICE, GROUP) if may_call(k, methods)]
