@@ -56,7 +56,7 @@ class Router:
         self._say = say
         self._cond = threading.Condition()
         self._trying: set[str] = set()
-        self._held: dict[str, tuple[str, float]] = {}  # fp → (reason, until, monotonic)
+        self._held: dict[str, tuple[str, float]] = {}  # fp → (reason, until on time.monotonic)
         self._loaded = False
         self._noted_plain = False
 
@@ -250,4 +250,4 @@ def _limited(methods: Collection[str]) -> set[str]:
     return {m for m in methods if restricted([m])}
 
 
-__all__ = ["PACK", "SERVICE", "Router"]
+__all__ = ["PACK", "Router"]
