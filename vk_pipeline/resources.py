@@ -18,10 +18,17 @@ import dagster as dg
 from vk_pipeline.budget.postgres import PostgresRateBudget
 from vk_pipeline.storage import PostgresIOManager, PostgresResource
 from vk_pipeline.vk import VK_API_URL, VKClient, VKResource
+from vk_pipeline.vk.vkid import VK_ID_URL
 
 ENV_TOKENS = "VK_ACCESS_TOKENS"
 ENV_TOKEN = "VK_ACCESS_TOKEN"
 ENV_API_BASE_URL = "VK_API_BASE_URL"
+ENV_SERVICE_RATE = "VK_SERVICE_RATE"
+ENV_VK_ID_REFRESH_TOKEN = "VK_ID_REFRESH_TOKEN"
+ENV_VK_ID_CLIENT_ID = "VK_ID_CLIENT_ID"
+ENV_VK_ID_DEVICE_ID = "VK_ID_DEVICE_ID"
+ENV_VK_ID_URL = "VK_ID_URL"
+ENV_SECRET_KEY = "VK_PIPELINE_SECRET_KEY"
 
 
 def token_setting() -> dg.EnvVar:
@@ -32,6 +39,37 @@ def token_setting() -> dg.EnvVar:
 
 def api_base_url() -> str:
     return os.environ.get(ENV_API_BASE_URL) or VK_API_URL
+
+
+def vk_id_settings() -> dict[str, Any]:
+    """VK ID's settings when `VK_ID_REFRESH_TOKEN` is set: the refresh token and the encryption
+    key as secrets Dagster resolves at launch, the ids and the URL as they are."""
+    if not os.environ.get(ENV_VK_ID_REFRESH_TOKEN):
+        return {}
+    return {
+        "vk_id_refresh_token": dg.EnvVar(ENV_VK_ID_REFRESH_TOKEN),
+        "secret_key": dg.EnvVar(ENV_SECRET_KEY),
+        "vk_id_client_id": os.environ.get(ENV_VK_ID_CLIENT_ID, ""),
+        "vk_id_device_id": os.environ.get(ENV_VK_ID_DEVICE_ID, ""),
+        "vk_id_url": os.environ.get(ENV_VK_ID_URL) or VK_ID_URL,
+    }
+
+
+def kind_settings() -> dict[str, Any]:
+    """Per-kind rates from the environment: `VK_SERVICE_RATE` (VK sets a service token's rate
+    by the app's audience)."""
+    rate = os.environ.get(ENV_SERVICE_RATE)
+    if not rate:
+        return {}
+    try:
+        value = float(rate)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_SERVICE_RATE}={rate!r} is not a number of requests per second"
+        ) from None
+    if value <= 0:
+        raise ValueError(f"{ENV_SERVICE_RATE}={rate!r} must be above 0")
+    return {"service_requests_per_second": value}
 
 
 def build_resources(
@@ -47,8 +85,13 @@ def build_resources(
     then the embedded server. `tokens` None: the environment's, as a secret. `vk_config`: any
     other `VKResource` field (tests raise `requests_per_second` against the emulator)."""
     postgres = PostgresResource(database_url=database_url)
+    # The environment's VK ID credential and kind rates; a caller's own values win.
+    vk_config = {**vk_id_settings(), **kind_settings(), **vk_config}
+    if tokens is None:
+        no_static = not (os.environ.get(ENV_TOKENS) or os.environ.get(ENV_TOKEN))
+        tokens = "" if no_static and "vk_id_refresh_token" in vk_config else token_setting()
     vk = VKResource(
-        access_token=tokens if tokens is not None else token_setting(),
+        access_token=tokens,
         api_base_url=vk_api_base_url or api_base_url(),
         budget=PostgresRateBudget(postgres=postgres),
         **vk_config,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
-from typing import Protocol
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol
 
 # How late a reserved send may go out before its slot is given up (see `Limiter.acquire`).
 LATE_SECONDS = 0.03
@@ -21,10 +21,16 @@ MAX_LATE_RETRIES = 5
 class RateLimiter(Protocol):
     """What the VK client asks before every request."""
 
-    def acquire(self, keys: Sequence[str], methods: Collection[str] = ()) -> str | None:
+    def acquire(
+        self,
+        keys: Sequence[str],
+        methods: Collection[str] = (),
+        rates: Mapping[str, float] | None = None,
+    ) -> str | None:
         """Block until one of `keys` may send a request and return it: the key that can send
-        soonest. Keys whose daily quota for one of `methods` is spent are skipped; None when
-        that leaves no key."""
+        soonest. Keys whose daily quota for one of `methods` is spent, and keys on hold, are
+        skipped; None when that leaves no key. `rates`: a key's own requests per second (each
+        kind of token has its own), else the limiter's."""
 
     def penalize(self, key: str, seconds: float) -> None:
         """Hold every request of `key` back for `seconds` (VK said "too many requests")."""
@@ -34,6 +40,29 @@ class RateLimiter(Protocol):
 
     def quota_resets(self, keys: Sequence[str], method: str) -> float | None:
         """Seconds until the first of `keys` may call `method` again; None if one may now."""
+
+    # What every process knows about the tokens besides their budget (by fingerprint only).
+
+    def kinds(self, keys: Sequence[str]) -> dict[str, str]:
+        """The kinds VK's answers settled for those of `keys` whose kind is known."""
+
+    def learn_kind(self, key: str, kind: str, learned_by: str) -> None:
+        """Record `key`'s kind (first answer wins; a kind never changes)."""
+
+    def hold(self, key: str, seconds: float, reason: str) -> None:
+        """Take `key` out of use for `seconds` (VK asked for a captcha)."""
+
+    def holds(self, keys: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """Keys on hold now: reason and seconds left."""
+
+    def credential(self, cred: str) -> dict[str, Any] | None:
+        """A stored VK ID credential's row (encrypted tokens), or None."""
+
+    def update_credential(
+        self, cred: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Under a lock every process honours: re-read the credential's row, let `change` return
+        the new row (None: keep it) and store it; the row as stored afterwards."""
 
 
 def window_slots(rate: float, window: float, margin: float) -> tuple[int, float]:
@@ -64,14 +93,40 @@ class Limiter(ABC):
         self._clock = clock
         self._sleep = sleep
 
-    @abstractmethod
-    def _reserve(self, keys: Sequence[str], methods: Collection[str]) -> tuple[str, float] | None:
-        """Reserve the soonest slot among `keys` (skipping quota-stopped ones): the key and when
-        the slot is, on this limiter's clock; None when no key is left."""
+        self._rate = rate
+        self._window = window
+        self._margin = margin
 
-    def acquire(self, keys: Sequence[str], methods: Collection[str] = ()) -> str | None:
+    def windows(
+        self, keys: Sequence[str], rates: Mapping[str, float] | None
+    ) -> list[tuple[int, float]]:
+        """(sends, span) of each key: its own rate when given, else the limiter's."""
+        if not rates:
+            return [(self._slots, self._span)] * len(keys)
+        return [
+            window_slots(rates[k], self._window, self._margin)
+            if k in rates
+            else (self._slots, self._span)
+            for k in keys
+        ]
+
+    @abstractmethod
+    def _reserve(
+        self, keys: Sequence[str], methods: Collection[str], windows: Sequence[tuple[int, float]]
+    ) -> tuple[str, float] | None:
+        """Reserve the soonest slot among `keys` (skipping quota-stopped and held ones), each
+        with its own (sends, span) window: the key and when the slot is, on this limiter's
+        clock; None when no key is left."""
+
+    def acquire(
+        self,
+        keys: Sequence[str],
+        methods: Collection[str] = (),
+        rates: Mapping[str, float] | None = None,
+    ) -> str | None:
+        windows = self.windows(keys, rates)
         for attempt in range(MAX_LATE_RETRIES + 1):
-            reserved = self._reserve(keys, methods)
+            reserved = self._reserve(keys, methods, windows)
             if reserved is None:
                 return None
             key, ready = reserved
@@ -93,3 +148,23 @@ class Limiter(ABC):
 
     @abstractmethod
     def quota_resets(self, keys: Sequence[str], method: str) -> float | None: ...
+
+    @abstractmethod
+    def kinds(self, keys: Sequence[str]) -> dict[str, str]: ...
+
+    @abstractmethod
+    def learn_kind(self, key: str, kind: str, learned_by: str) -> None: ...
+
+    @abstractmethod
+    def hold(self, key: str, seconds: float, reason: str) -> None: ...
+
+    @abstractmethod
+    def holds(self, keys: Sequence[str]) -> dict[str, tuple[str, float]]: ...
+
+    @abstractmethod
+    def credential(self, cred: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def update_credential(
+        self, cred: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None: ...

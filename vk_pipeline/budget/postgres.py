@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import psycopg_pool
 from psycopg import sql
@@ -56,7 +58,12 @@ class PostgresLimiter(Limiter):
         )
         self._fn = {
             name: sql.Identifier(schema, name)
-            for name in ("rate_reserve", "rate_penalize", "rate_exhaust", "quota_resets")
+            for name in ("rate_reserve_each", "rate_penalize", "rate_exhaust", "quota_resets")
+        }
+        self._schema = schema
+        self._table = {
+            name: sql.Identifier(schema, name)
+            for name in ("token_kinds", "token_holds", "vkid_credentials")
         }
 
     def close(self) -> None:
@@ -69,11 +76,19 @@ class PostgresLimiter(Limiter):
         with self._pool.connection() as conn:
             return conn.execute(query, args).fetchall()
 
-    def _reserve(self, keys: Sequence[str], methods: Collection[str]) -> tuple[str, float] | None:
+    def _reserve(
+        self, keys: Sequence[str], methods: Collection[str], windows: Sequence[tuple[int, float]]
+    ) -> tuple[str, float] | None:
         # The database answers with a wait on its own clock, so machines' clocks need not agree.
         # Counted from the answer's arrival: the slot then goes out a little late rather than
         # early, which the window's margin absorbs.
-        rows = self._call("rate_reserve", list(keys), sorted(methods), self._slots, self._span)
+        rows = self._call(
+            "rate_reserve_each",
+            list(keys),
+            sorted(methods),
+            [w[0] for w in windows],
+            [w[1] for w in windows],
+        )
         if not rows:
             return None
         key, wait = rows[0]
@@ -88,6 +103,168 @@ class PostgresLimiter(Limiter):
     def quota_resets(self, keys: Sequence[str], method: str) -> float | None:
         [(seconds,)] = self._call("quota_resets", list(keys), method)
         return None if seconds is None else float(seconds)
+
+    def _query(self, query: sql.Composable, *args: object) -> list[tuple]:
+        with self._pool.connection() as conn:
+            cur = conn.execute(query, args)
+            return cur.fetchall() if cur.description else []
+
+    def kinds(self, keys: Sequence[str]) -> dict[str, str]:
+        rows = self._query(
+            sql.SQL("SELECT token_fp, kind FROM {} WHERE token_fp = ANY(%s)").format(
+                self._table["token_kinds"]
+            ),
+            list(keys),
+        )
+        return {str(fp): str(kind) for fp, kind in rows}
+
+    def learn_kind(self, key: str, kind: str, learned_by: str) -> None:
+        # First answer wins: a token's kind never changes, and two processes learn the same one.
+        self._query(
+            sql.SQL(
+                "INSERT INTO {} (token_fp, kind, learned_by) VALUES (%s, %s, %s)"
+                " ON CONFLICT (token_fp) DO NOTHING"
+            ).format(self._table["token_kinds"]),
+            key,
+            kind,
+            learned_by,
+        )
+
+    def hold(self, key: str, seconds: float, reason: str) -> None:
+        self._query(
+            sql.SQL(
+                "INSERT INTO {} (token_fp, reason, until)"
+                " VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s))"
+                " ON CONFLICT (token_fp) DO UPDATE SET reason = excluded.reason,"
+                " held_at = now(), until = excluded.until"
+            ).format(self._table["token_holds"]),
+            key,
+            reason,
+            seconds,
+        )
+
+    def holds(self, keys: Sequence[str]) -> dict[str, tuple[str, float]]:
+        rows = self._query(
+            sql.SQL(
+                "SELECT token_fp, reason, extract(epoch FROM until - clock_timestamp())"
+                " FROM {} WHERE token_fp = ANY(%s) AND until > clock_timestamp()"
+            ).format(self._table["token_holds"]),
+            list(keys),
+        )
+        return {str(fp): (str(reason), float(left)) for fp, reason, left in rows}
+
+    def report(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What the budget knows of each key (never a token): requests reserved, last use, kind,
+        quota stops, hold, and the VK ID credential's expiry when the key is one."""
+        out: dict[str, dict[str, Any]] = {
+            k: {"requests": 0, "last_used": None, "kind": None, "learned_by": None,
+                "quotas": [], "set_aside": None, "vk_id": None}
+            for k in keys
+        }  # fmt: skip
+        t = self._table
+        schema = self._schema
+        queries: list[tuple[str, sql.Composable]] = [
+            ("budget", sql.SQL(
+                "SELECT token_fp, requests, updated_at FROM {} WHERE token_fp = ANY(%s)"
+            ).format(sql.Identifier(schema, "rate_budget"))),
+            ("kinds", sql.SQL(
+                "SELECT token_fp, kind, learned_by FROM {} WHERE token_fp = ANY(%s)"
+            ).format(t["token_kinds"])),
+            ("quotas", sql.SQL(
+                "SELECT token_fp, method, resets_at, reason FROM {} WHERE token_fp = ANY(%s)"
+                " AND resets_at > clock_timestamp() ORDER BY method"
+            ).format(sql.Identifier(schema, "token_quotas"))),
+            ("holds", sql.SQL(
+                "SELECT token_fp, reason, until FROM {} WHERE token_fp = ANY(%s)"
+                " AND until > clock_timestamp()"
+            ).format(t["token_holds"])),
+            ("vkid", sql.SQL(
+                "SELECT cred_fp, expires_at, refreshes, refreshed_at, last_error,"
+                " refresh_enc IS NOT NULL FROM {} WHERE cred_fp = ANY(%s)"
+            ).format(t["vkid_credentials"])),
+        ]  # fmt: skip
+        for name, query in queries:
+            for row in self._query(query, list(keys)):
+                entry = out[str(row[0])]
+                if name == "budget":
+                    entry["requests"], entry["last_used"] = int(row[1]), row[2]
+                elif name == "kinds":
+                    entry["kind"], entry["learned_by"] = row[1], row[2]
+                elif name == "quotas":
+                    entry["quotas"].append({"method": row[1], "resets_at": row[2], "why": row[3]})
+                elif name == "holds":
+                    entry["set_aside"] = {"reason": row[1], "until": row[2]}
+                else:
+                    entry["vk_id"] = {
+                        "expires_at": row[1],
+                        "refreshes": int(row[2]),
+                        "refreshed_at": row[3],
+                        "last_error": row[4],
+                        "alive": bool(row[5]),
+                    }
+        return out
+
+    _CREDENTIAL_COLUMNS = (
+        "seed_fp",
+        "refresh_enc",
+        "access_enc",
+        "expires_at",
+        "refreshes",
+        "refreshed_at",
+        "last_error",
+    )
+
+    def _credential_row(self, conn: Any, cred: str, lock: bool) -> dict[str, Any] | None:
+        query = sql.SQL("SELECT {} FROM {} WHERE cred_fp = %s{}").format(
+            sql.SQL(", ").join(map(sql.Identifier, self._CREDENTIAL_COLUMNS)),
+            self._table["vkid_credentials"],
+            sql.SQL(" FOR UPDATE" if lock else ""),
+        )
+        row = conn.execute(query, (cred,)).fetchone()
+        if row is None:
+            return None
+        out = dict(zip(self._CREDENTIAL_COLUMNS, row, strict=True))
+        for name in ("expires_at", "refreshed_at"):
+            if out[name] is not None:
+                out[name] = out[name].timestamp()
+        return out
+
+    def credential(self, cred: str) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            return self._credential_row(conn, cred, lock=False)
+
+    def update_credential(
+        self, cred: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        with self._pool.connection() as conn, conn.transaction():
+            # One refresher per credential on every machine: VK ID's refresh tokens are single
+            # use, so two processes refreshing with the same one would leave one of them dead.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"vkid:{cred}",))
+            current = self._credential_row(conn, cred, lock=True)
+            new = change(dict(current) if current is not None else None)
+            if new is None:
+                return current
+            values = {c: new.get(c) for c in self._CREDENTIAL_COLUMNS}
+            for name in ("expires_at", "refreshed_at"):
+                if values[name] is not None:
+                    values[name] = datetime.fromtimestamp(float(values[name]), UTC)
+            values["refreshes"] = int(values["refreshes"] or 0)
+            columns = ["cred_fp", *self._CREDENTIAL_COLUMNS]
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (cred_fp) DO UPDATE SET {}"
+                ).format(
+                    self._table["vkid_credentials"],
+                    sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+                    sql.SQL(", ").join(
+                        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
+                        for c in self._CREDENTIAL_COLUMNS
+                    ),
+                ),
+                [cred, *values.values()],
+            )
+            return self._credential_row(conn, cred, lock=False)
 
 
 def postgres_limiter(url: str, schema: str, rate: float, margin: float) -> PostgresLimiter:

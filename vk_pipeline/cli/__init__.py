@@ -32,8 +32,9 @@ from vk_pipeline.cli.common import (
 )
 from vk_pipeline.cli.groups import groups
 from vk_pipeline.cli.search import search
+from vk_pipeline.cli.tokens import tokens
 
-COMMANDS: tuple[click.Command, ...] = (groups, search)
+COMMANDS: tuple[click.Command, ...] = (groups, search, tokens)
 
 
 class Program(click.Group):

@@ -65,7 +65,12 @@ def shown(text: str) -> str:
 
 def _scrub(text: str, url: str | None = None) -> str:
     text = scrub_secrets(text, url or os.environ.get("DATABASE_URL"))
-    for name in (ENV_TOKEN, ENV_TOKENS):
+    for name in (
+        ENV_TOKEN,
+        ENV_TOKENS,
+        resources.ENV_VK_ID_REFRESH_TOKEN,
+        resources.ENV_SECRET_KEY,
+    ):
         for token in re.split(r"[\s,]+", os.environ.get(name, "")):
             if len(token) >= 8:
                 text = text.replace(token, "***")
@@ -169,7 +174,11 @@ class Session:
     def vk_client(self) -> Iterator[VKClient]:
         """The client every entry point uses: the whole token pool, the shared rate budget."""
         self.check("VK_API_BASE_URL")
-        if not (os.environ.get(ENV_TOKENS) or os.environ.get(ENV_TOKEN)):
+        if not (
+            os.environ.get(ENV_TOKENS)
+            or os.environ.get(ENV_TOKEN)
+            or os.environ.get(resources.ENV_VK_ID_REFRESH_TOKEN)
+        ):
             raise CliError(
                 f"{ENV_TOKEN} (or {ENV_TOKENS}) is not set, nor in "
                 f"{local.setup_path()}: communities are resolved through the VK API "

@@ -6,13 +6,11 @@ emulator. Paging and batching across posts live in `paging.py` on top of `call_m
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,48 +24,39 @@ from vk_pipeline.vk.errors import (
     VKRetriesExhaustedError,
     classify,
 )
+from vk_pipeline.vk.routing import Router
 from vk_pipeline.vk.stats import ClientStats
-from vk_pipeline.vk.tokens import TOKEN_ERROR_CODES, TokenPool, split_tokens
+from vk_pipeline.vk.tokens import (
+    CAPTCHA,
+    KIND_ERROR_CODES,
+    TOKEN_ERROR_CODES,
+    TokenPool,
+    pack_refused_inside,
+    split_tokens,
+)
+from vk_pipeline.vk.wire import (
+    TRIAL,
+    Call,
+    _form_value,
+    _pair_execute_errors,
+    _Reroute,
+    _TooBig,
+    _Transient,
+    vkscript,
+)
 
 VK_API_URL = "https://api.vk.ru/method"
 VK_API_VERSION = "5.199"
 EXECUTE_MAX_CALLS = 25
+# A captcha'd token waits this long before it is tried again (a person may pass it meanwhile).
+CAPTCHA_HOLD_SECONDS = 1800.0
 
-
-@dataclass(frozen=True)
-class Call:
-    """One VK API method call, directly or as a slot of an `execute` pack."""
-
-    method: str
-    params: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from vk_pipeline.vk.vkid import VkIdCredential
 
 
 # What a call gives back: the `response` payload, or the per-object refusal.
 Result = Any | ObjectError
-
-
-class _Transient(Exception):
-    def __init__(self, code: int | str, message: str, *, wait: float = 0.0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.wait = wait
-
-
-class _TooBig(Exception):
-    pass
-
-
-def vkscript(calls: Sequence[Call]) -> str:
-    """The VKScript for a pack: `return [API.a.b({...}), ...];`.
-
-    JSON object literals are valid VKScript, so parameters need no escaping of their own.
-    """
-    parts = [
-        f"API.{c.method}({json.dumps(c.params, ensure_ascii=False, separators=(',', ':'))})"
-        for c in calls
-    ]
-    return "return [" + ",".join(parts) + "];"
 
 
 class VKClient:
@@ -98,17 +87,22 @@ class VKClient:
         seed: int | None = None,
         warn: Callable[[str], None] | None = None,
         max_unavailable_seconds: float | None = None,
+        vkid: VkIdCredential | None = None,
+        kind_rates: Mapping[str, float] | None = None,
+        captcha_hold_seconds: float = CAPTCHA_HOLD_SECONDS,
     ) -> None:
-        self.tokens = TokenPool(split_tokens(access_token))
+        dynamic = {vkid.fp: vkid.access_token} if vkid is not None else None
+        self.tokens = TokenPool(split_tokens(access_token), dynamic)
         if not len(self.tokens):
             raise VKFatalError("auth", "no token", "no VK access token is configured")
+        self.vkid = vkid
         self._base = api_base_url.rstrip("/")
         self.api_version = api_version
         self.limiter = limiter
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.use_execute = use_execute
+        self._use_execute = use_execute
         self.execute_batch_size = max(1, min(execute_batch_size, EXECUTE_MAX_CALLS))
         # Requests in flight at once: one per token keeps every token's budget busy.
         self.concurrency = max(1, concurrency or len(self.tokens))
@@ -122,6 +116,14 @@ class VKClient:
         self.max_unavailable_seconds = max_unavailable_seconds
         self.deadline: float | None = None
         self._unavailable = 0.0
+        self.router = Router(
+            self.tokens,
+            limiter,
+            kind_rates=kind_rates,
+            hold_seconds=captcha_hold_seconds,
+            stats=self.stats,
+            say=self._say,
+        )
         # The token travels in the Authorization header, never in the URL, so httpx's request log
         # lines and exception messages (which carry the URL) cannot leak it.
         self._http = httpx.Client(
@@ -138,6 +140,16 @@ class VKClient:
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def use_execute(self) -> bool:
+        """Whether calls are packed into `execute`: asked for, and a user token is in the pool
+        (VK refuses `execute` to service tokens; community tokens cannot read walls in it)."""
+        return self._use_execute and self.router.batching()
+
+    @use_execute.setter
+    def use_execute(self, value: bool) -> None:
+        self._use_execute = value
+
     def __enter__(self) -> VKClient:
         return self
 
@@ -150,27 +162,51 @@ class VKClient:
         """One method call; per-object errors come back as `ObjectError`."""
         return self._with_retries(method, lambda: self._request_one(method, params))
 
+    def probe_kinds(self) -> dict[str, str | None]:
+        """Settle the kind of every token not known yet, one request each (an `execute` with one
+        wall.get: service tokens answer 28, community tokens 27 inside, user tokens pass), and
+        record it for every process. Fingerprint → kind (None: VK's answer did not say)."""
+        self.router.load_kinds()
+        probe = {"code": vkscript([Call("wall.get", {"owner_id": -1, "count": 1})])}
+        for fp in self.tokens.active():
+            if self.tokens.kind(fp) is not None:
+                continue
+            if self.limiter.acquire([fp], {"wall.get"}, self.router.rates([fp])) is None:
+                continue
+            try:
+                body = self._send("execute", probe, {"wall.get": 1}, self.tokens.secret(fp))
+            except _Transient:
+                continue
+            self.router.learn_from(fp, "execute", body, {"wall.get": 1})
+        return {fp: self.tokens.kind(fp) for fp in self.tokens.fingerprints}
+
     # -- many calls ---------------------------------------------------------------------------
 
     def call_many(self, calls: Sequence[Call]) -> list[Result]:
         """Results for `calls`, in order: packed into `execute` requests unless batching is off.
 
         A quota stop raises `VKQuotaError` whose `partial` holds the results that did arrive."""
-        if not self.use_execute:
-            results: list[Result] = []
-            for c in calls:
-                try:
-                    results.append(self.call(c.method, **c.params))
-                except VKQuotaError as error:
-                    error.partial = [*results, *[None] * (len(calls) - len(results))]
-                    raise
-            return results
-        results = []
+        results: list[Result] = []
         start = 0
+        reroutes = 0
         while start < len(calls):
+            if not self.use_execute:
+                for c in calls[start:]:
+                    try:
+                        results.append(self.call(c.method, **c.params))
+                    except VKQuotaError as error:
+                        error.partial = [*results, *[None] * (len(calls) - len(results))]
+                        raise
+                return results
             pack = calls[start : start + self.execute_batch_size]
             try:
                 results.extend(self._execute_pack(pack))
+            except _Reroute as r:
+                # The pack goes again, maybe as plain calls (no user token was left for it).
+                reroutes += 1
+                if reroutes > 2 * len(self.tokens) + 4:
+                    raise VKFatalError("execute", r.code, r.message) from None
+                continue
             except _TooBig:
                 if len(pack) == 1:
                     raise VKFatalError(
@@ -195,12 +231,16 @@ class VKClient:
             sub = [pack[i] for i in pending]
             try:
                 slots, errors, fp = self._with_retries(
-                    "execute", lambda sub=sub: self._request_execute(sub), allow_too_big=True
+                    "execute",
+                    lambda sub=sub: self._request_execute(sub),
+                    allow_too_big=True,
+                    reroute_out=True,
                 )
             except VKQuotaError as error:
                 error.partial = results
                 raise
             retry: list[int] = []
+            rerouted = False
             quota: VKQuotaError | None = None
             for i, slot, err in zip(pending, slots, errors, strict=True):
                 if err is None:
@@ -209,7 +249,8 @@ class VKClient:
                 code, message = err
                 kind = classify(code) if isinstance(code, int) else ErrorClass.TRANSIENT
                 method = pack[i].method
-                self.stats.error(method, code)
+                if code != TRIAL:
+                    self.stats.error(method, code)
                 if kind is ErrorClass.OBJECT:
                     results[i] = ObjectError(code, message)
                 elif kind is ErrorClass.TRANSIENT:
@@ -217,6 +258,11 @@ class VKClient:
                 elif kind is ErrorClass.QUOTA:
                     # Another token may still have quota for this method: the slot goes again.
                     quota = self._quota_hit(fp, method, code, message) or quota
+                    retry.append(i)
+                elif code == TRIAL or (isinstance(code, int) and code in KIND_ERROR_CODES):
+                    # The token's kind is learned from this answer (router); the slot goes
+                    # again on a token that may call the method.
+                    rerouted = True
                     retry.append(i)
                 elif isinstance(code, int) and code in TOKEN_ERROR_CODES:
                     self._reject_token(fp, method, code, message)
@@ -226,6 +272,16 @@ class VKClient:
             if quota is not None:
                 quota.partial = results
                 raise quota
+            if rerouted:
+                pending = retry
+                if not self.use_execute:
+                    # No user token left for packs: the rest goes as plain calls.
+                    for i, value in zip(
+                        retry, self.call_many([pack[i] for i in retry]), strict=True
+                    ):
+                        results[i] = value
+                    return results
+                continue
             if retry:
                 attempt += 1
                 if attempt >= self.max_attempts:
@@ -272,13 +328,29 @@ class VKClient:
         return ceiling * (0.5 + self._rng.random() / 2)
 
     def _with_retries(
-        self, method: str, send: Callable[[], Any], *, allow_too_big: bool = False
+        self,
+        method: str,
+        send: Callable[[], Any],
+        *,
+        allow_too_big: bool = False,
+        reroute_out: bool = False,
     ) -> Any:
-        for attempt in range(1, self.max_attempts + 1):
+        reroutes = 0
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
             self._check_time(method, 0.0)
             began = time.monotonic()
             try:
                 return send()
+            except _Reroute as r:
+                if reroute_out:
+                    raise
+                # Bounded: each reroute settles a kind, sets a token aside or refreshes one.
+                reroutes += 1
+                if reroutes > 2 * len(self.tokens) + 4:
+                    raise VKFatalError(method, r.code, r.message) from None
+                attempt -= 1
             except _Transient as t:
                 self._unavailable += time.monotonic() - began
                 self.stats.error(method, t.code)
@@ -310,15 +382,11 @@ class VKClient:
         if self.deadline is not None and time.monotonic() + ahead > self.deadline:
             raise VKFatalError(method, "deadline", "out of time for VK requests in this call")
 
-    def _acquire(self, methods: set[str]) -> str:
-        active = self.tokens.active()
-        if not active:
-            raise VKFatalError(
-                sorted(methods)[0], 5, f"no usable VK token left ({self.tokens.describe_retired()})"
-            )
-        fp = self.limiter.acquire(active, methods)
+    def _acquire(self, methods: set[str], kind_methods: set[str]) -> str:
+        fp = self.router.acquire(methods, kind_methods)
         if fp is not None:
             return fp
+        active = self.tokens.active()
         for method in sorted(methods):
             resets_in = self.limiter.quota_resets(active, method)
             if resets_in is not None:
@@ -328,15 +396,33 @@ class VKClient:
         raise AssertionError("the limiter refused every token without a quota")
 
     def _post(
-        self, method: str, data: dict[str, Any], inner_calls: dict[str, int] | None
-    ) -> tuple[Any, str]:
-        """One HTTP request; returns the decoded body and the token it went out on, or raises
-        `_Transient`."""
-        fp = self._acquire(set(inner_calls) if inner_calls else {method})
+        self,
+        method: str,
+        data: dict[str, Any] | Callable[[str], tuple[dict[str, Any], dict[str, int]]],
+        inner_calls: dict[str, int] | None,
+    ) -> tuple[Any, str, str]:
+        """One HTTP request; returns the decoded body, the token's fingerprint and the token it
+        went out on, or raises `_Transient`. `data` may be a function of the token chosen that
+        gives the form and the inner calls it holds."""
+        quota_methods = set(inner_calls) if inner_calls else {method}
+        fp = self._acquire(quota_methods, quota_methods | {method})
+        try:
+            token = self.tokens.secret(fp)
+            if callable(data):
+                data, inner_calls = data(fp)
+            body = self._send(method, data, inner_calls, token)
+            self.router.learn_from(fp, method, body, inner_calls)
+            return body, fp, token
+        finally:
+            self.router.release(fp)
+
+    def _send(
+        self, method: str, data: dict[str, Any], inner_calls: dict[str, int] | None, token: str
+    ) -> dict[str, Any]:
         self.stats.request(method, inner_calls)
         form = {k: _form_value(v) for k, v in data.items()}
         form["v"] = self.api_version
-        headers = {"Authorization": f"Bearer {self.tokens.secret(fp)}"}
+        headers = {"Authorization": f"Bearer {token}"}
         try:
             response = self._http.post(f"{self._base}/{method}", data=form, headers=headers)
         except httpx.TimeoutException:
@@ -353,9 +439,11 @@ class VKClient:
             raise _Transient("malformed", "response body is not JSON") from None
         if not isinstance(body, dict):
             raise _Transient("malformed", "response body is not a JSON object")
-        return body, fp
+        return body
 
-    def _raise_for_error(self, method: str, error: dict[str, Any], fp: str) -> ObjectError:
+    def _raise_for_error(
+        self, method: str, error: dict[str, Any], fp: str, token: str
+    ) -> ObjectError:
         code = error.get("error_code")
         message = str(error.get("error_msg", ""))
         if not isinstance(code, int):
@@ -374,6 +462,17 @@ class VKClient:
             if quota is not None:
                 raise quota
             raise _Transient(code, message)
+        if code in KIND_ERROR_CODES:
+            raise _Reroute(code, message)  # the router learned the kind from this answer
+        if code == CAPTCHA:
+            self.router.hold(fp, error)
+            raise _Reroute(code, message)
+        if code == 5 and self.vkid is not None and self.tokens.is_dynamic(fp):
+            # VK ID's access token expired (or was revoked): a newer one, then the same request.
+            before = self.vkid.refreshes
+            self.vkid.refresh(stale=token)
+            self.stats.vkid_refreshes += self.vkid.refreshes - before
+            raise _Reroute(code, message)
         if code in TOKEN_ERROR_CODES:
             self._reject_token(fp, method, code, message)
             raise _Transient(code, message)
@@ -382,9 +481,9 @@ class VKClient:
         return ObjectError(code, message)
 
     def _request_one(self, method: str, params: dict[str, Any]) -> Result:
-        body, fp = self._post(method, params, None)
+        body, fp, token = self._post(method, params, None)
         if "error" in body:
-            return self._raise_for_error(method, body["error"], fp)
+            return self._raise_for_error(method, body["error"], fp, token)
         if "response" not in body:
             raise _Transient("malformed", "neither response nor error in body")
         return body["response"]
@@ -392,49 +491,29 @@ class VKClient:
     def _request_execute(
         self, calls: Sequence[Call]
     ) -> tuple[list[Any], list[tuple[int | str, str] | None], str]:
-        body, fp = self._post(
-            "execute", {"code": vkscript(calls)}, Counter(c.method for c in calls)
-        )
+        sent = list(calls)
+
+        def form(fp: str) -> tuple[dict[str, Any], dict[str, int]]:
+            # A token whose kind is still unknown is tried with one call, not a pack, when other
+            # tokens could take the calls and a community token would be refused them inside
+            # execute: then VK refuses one wall call (error 27), not 25. A lone token sends the
+            # pack: one answer either way, and nothing else could take the calls.
+            if (
+                self.router.on_trial(fp)
+                and len(self.tokens.active()) > 1
+                and pack_refused_inside({c.method for c in sent})
+            ):
+                del sent[1:]
+            return {"code": vkscript(sent)}, Counter(c.method for c in sent)
+
+        body, fp, token = self._post("execute", form, Counter(c.method for c in calls))
         if "error" in body:
             # A whole-execute error applies to every slot; per-object ones cannot happen here.
-            obj = self._raise_for_error("execute", body["error"], fp)
+            obj = self._raise_for_error("execute", body["error"], fp, token)
             raise VKFatalError("execute", obj.code, obj.message)
         slots = body.get("response")
-        if not isinstance(slots, list) or len(slots) != len(calls):
+        if not isinstance(slots, list) or len(slots) != len(sent):
             raise _Transient("malformed", "execute response does not match the pack")
-        return slots, _pair_execute_errors(calls, slots, body.get("execute_errors") or []), fp
-
-
-def _pair_execute_errors(
-    calls: Sequence[Call], slots: Sequence[Any], execute_errors: Sequence[dict[str, Any]]
-) -> list[tuple[int | str, str] | None]:
-    """The error of each `false` slot, or None for slots that succeeded.
-
-    VK does not index `execute_errors`: entries come in call order, may include an extra entry for
-    "execute" itself, and need not pair 1:1 with `false` slots. So each failed slot takes the next
-    unused entry for its own method; a failed slot with no entry left is retried as transient.
-    """
-    queues: dict[str, list[tuple[int | str, str]]] = {}
-    for e in execute_errors:
-        method = str(e.get("method", ""))
-        if method == "execute":
-            continue
-        queues.setdefault(method, []).append(
-            (e.get("error_code", "unknown"), str(e.get("error_msg", "")))
-        )
-    out: list[tuple[int | str, str] | None] = []
-    for call, slot in zip(calls, slots, strict=True):
-        if slot is False:
-            queue = queues.get(call.method)
-            out.append(queue.pop(0) if queue else ("unpaired", "false slot without an error"))
-        else:
-            out.append(None)
-    return out
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        errors = _pair_execute_errors(sent, slots, body.get("execute_errors") or [])
+        untried = len(calls) - len(sent)
+        return [*slots, *[False] * untried], [*errors, *[(TRIAL, "not sent")] * untried], fp

@@ -16,6 +16,12 @@ class ClientStats:
     calls_by_method: Counter[str] = field(default_factory=Counter)
     # keys like "wall.getComments:212" or "execute:http_503"
     errors: Counter[str] = field(default_factory=Counter)
+    # The pool by kind ("unknown" until VK's answers settle it), the routing note when plain
+    # paging replaced execute, and tokens set aside (fingerprint → why).
+    token_kinds: dict[str, int] = field(default_factory=dict)
+    routing: str | None = None
+    held: dict[str, str] = field(default_factory=dict)
+    vkid_refreshes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def request(self, method: str, inner_calls: dict[str, int] | None = None) -> None:
@@ -47,4 +53,8 @@ class ClientStats:
             "vk_requests_by_method": dict(self.requests_by_method),
             "vk_calls_by_method": dict(self.calls_by_method),
             "vk_errors": dict(self.errors),
+            **({"vk_token_kinds": dict(self.token_kinds)} if self.token_kinds else {}),
+            **({"vk_routing": self.routing} if self.routing else {}),
+            **({"vk_tokens_set_aside": dict(self.held)} if self.held else {}),
+            **({"vk_id_refreshes": self.vkid_refreshes} if self.vkid_refreshes else {}),
         }
