@@ -34,7 +34,7 @@ def test_a_bad_key_in_a_range_skips_only_itself(pipeline: Pipeline):
         meta = {k: v.value for k, v in e.materialization.metadata.items()}
         if e.materialization.partition == BAD_KEY:
             assert meta["dagster/row_count"] == 0, e.asset_key
-            assert "not a VK group id" in meta["skipped"]
+            assert "not a VK group id" in meta.get("skipped", ""), e.asset_key
         else:
             assert "skipped" not in meta
     # Checks: every group id gets a result and passes; the bad key gets none.
@@ -76,6 +76,8 @@ def test_each_partition_of_a_range_carries_its_own_rows(pipeline: Pipeline):
     seen = 0
     for e in result.get_asset_materialization_events():
         asset, key = e.asset_key.to_user_string(), e.materialization.partition
+        if asset == "authors":
+            continue  # one table shared by every group: no per-group slice to count
         meta = {k: v.value for k, v in e.materialization.metadata.items()}
         assert meta["dagster/row_count"] == counts[asset].get(key, 0), (asset, key)
         names = {c.name for c in meta["dagster/column_schema"].columns}

@@ -9,7 +9,12 @@ import dagster as dg
 from psycopg import sql
 
 from vk_pipeline.assets.analysis.assets import ANALYSIS_GROUP, KINDS
-from vk_pipeline.assets.common import ANALYSIS_AUTOMATION, ANALYSIS_BACKFILL_POLICY, group_ids
+from vk_pipeline.assets.common import (
+    ANALYSIS_AUTOMATION,
+    ANALYSIS_BACKFILL_POLICY,
+    group_ids,
+    partition_metadata,
+)
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresResource
 
@@ -116,6 +121,18 @@ def post_growth(
         ),
         (gids,),
     )[0]
+    per_group = dict(
+        postgres.execute(
+            sql.SQL("SELECT group_id, count(*) FROM {} WHERE group_id = ANY(%s) GROUP BY 1").format(
+                sql.Identifier(schema, "post_growth")
+            ),
+            (gids,),
+        )
+    )
+    # Each partition its own count (and a key that is not a group id says it was skipped).
+    partition_metadata(
+        context, {gid: {"dagster/row_count": int(per_group.get(gid, 0))} for gid in gids}
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": int(points[0]),
