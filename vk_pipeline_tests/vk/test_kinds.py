@@ -13,6 +13,8 @@ import pytest
 from vk_pipeline.budget.postgres import PostgresLimiter
 from vk_pipeline.emulator import EmulatorServer, World
 from vk_pipeline.storage import PostgresResource
+from vk_pipeline.testing.truth import Stored
+from vk_pipeline.testing.truth import truth as world_truth
 from vk_pipeline.testing.worlds import FAST_RATE
 from vk_pipeline.vk import (
     PostRef,
@@ -89,17 +91,9 @@ def crawl(client: VKClient, world: World) -> tuple[dict, dict]:
     return posts, comments
 
 
-def truth(world: World) -> tuple[dict, dict]:
-    gids = readable(world)
-    posts = {(g, p["id"]): p["text"] for g in gids for p in world.posts(g)}
-    comments = {
-        (g, c["id"]): c["text"]
-        for g in gids
-        for p in world.posts(g)
-        for c in world.comments(g, p["id"])
-        if not c.get("deleted")
-    }
-    return posts, comments
+def truth(world: World) -> Stored:
+    """What `crawl` should find: the two groups' live posts and comments."""
+    return world_truth(world, readable(world))
 
 
 def errors(server: EmulatorServer, code: int) -> int:
