@@ -66,7 +66,8 @@ def crawl(
 
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    """Each asset's materialization metadata (a range run records the same for each partition)."""
+    """Each asset's metadata from its last partition's materialization: the run's totals are on
+    every partition's; `dagster/row_count`, previews and group figures are each partition's own."""
     return {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
         for e in result.get_asset_materialization_events()
