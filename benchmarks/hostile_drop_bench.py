@@ -41,6 +41,7 @@ from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 from vk_pipeline.storage import PostgresResource, close_pools, resolve_database_url
 from vk_pipeline.testing.databases import scratch_database
 from vk_pipeline.testing.processes import EmulatorProcess
+from vk_pipeline.testing.workbooks import SHEET_HEAD, SHEET_PATH, SHEET_TAIL, write_book_parts
 
 sys.path.insert(0, str(Path(__file__).parent))
 from refresh_scale import Stack, peak_rss_mb
@@ -53,30 +54,15 @@ GOOD_GROUPS = 20
 
 def write_bomb(path: Path, rows: int = 2_500_000, cols: int = 8) -> None:
     """One sheet of rows x cols numeric cells, streamed into the zip (never held in memory)."""
-    head = (
-        '<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
-        'spreadsheetml/2006/main"><sheetData>'
-    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        z.writestr(
-            "xl/workbook.xml",
-            '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-            '<sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
-        )
-        z.writestr(
-            "xl/_rels/workbook.xml.rels",
-            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-            '<Relationship Id="rId1" Target="worksheets/sheet1.xml" Type="http://schemas.'
-            'openxmlformats.org/officeDocument/2006/relationships/worksheet"/></Relationships>',
-        )
+        write_book_parts(z)
         row = "<row>" + "<c><v>1</v></c>" * cols + "</row>"
         block = (row * 10_000).encode()
-        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
-            sheet.write(head.encode())
+        with z.open(SHEET_PATH, "w", force_zip64=True) as sheet:
+            sheet.write(SHEET_HEAD.encode())
             for _ in range(rows // 10_000):
                 sheet.write(block)
-            sheet.write(b"</sheetData></worksheet>")
+            sheet.write(SHEET_TAIL.encode())
 
 
 def write_big(path: Path, lines: int = 4_000_000) -> None:

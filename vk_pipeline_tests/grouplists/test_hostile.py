@@ -19,13 +19,9 @@ from vk_pipeline.grouplists.excerpts import escaped, excerpt
 from vk_pipeline.grouplists.isolated import parse_isolated
 from vk_pipeline.grouplists.reader import MAX_FILE_BYTES, MAX_LINES
 from vk_pipeline.testing.corpus import PNG_BYTES
+from vk_pipeline.testing.workbooks import SHEET_HEAD, SHEET_PATH, SHEET_TAIL, write_book_parts
 
 SECRET = "vk1.a.Zk9qR2xvT0hHc2VjcmV0VG9rZW5Gb3JUZXN0c09ubHkxMjM0NTY3ODk"
-
-_SHEET_HEAD = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
-)
 
 
 def bomb(rows: int, cols: int = 8) -> bytes:
@@ -38,32 +34,20 @@ def bomb(rows: int, cols: int = 8) -> bytes:
         + "</row>"
         for r in range(1, rows + 1)
     )
-    return _workbook(_SHEET_HEAD + body + "</sheetData></worksheet>")
+    return _workbook(SHEET_HEAD + body + SHEET_TAIL)
 
 
 def _workbook(sheet_xml: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(
-            "xl/workbook.xml",
-            '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-            '<sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
-        )
-        z.writestr(
-            "xl/_rels/workbook.xml.rels",
-            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-            '<Relationship Id="rId1" Target="worksheets/sheet1.xml" '
-            'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"/>'
-            "</Relationships>",
-        )
-        z.writestr("xl/worksheets/sheet1.xml", sheet_xml)
+        write_book_parts(z)
+        z.writestr(SHEET_PATH, sheet_xml)
     return buf.getvalue()
 
 
 def test_a_workbook_that_unpacks_past_the_cap_is_refused_from_its_zip_directory():
     padding = "<!--" + " " * (MAX_XLSX_UNPACKED_BYTES + 1024) + "-->"
-    data = _workbook(_SHEET_HEAD + "</sheetData></worksheet>" + padding)
+    data = _workbook(SHEET_HEAD + SHEET_TAIL + padding)
     assert len(data) < MAX_XLSX_UNPACKED_BYTES // 100  # the bomb's shape: small zipped
     parsed = parse_bytes(data, "bomb.xlsx")
     assert parsed.file_error is not None
@@ -78,18 +62,18 @@ def test_a_workbook_over_the_cell_cap_is_refused_naming_it(monkeypatch: pytest.M
 
 
 def test_a_cell_far_to_the_right_is_refused_not_padded():
-    sheet = _SHEET_HEAD + '<row r="1"><c r="XFD1" t="inlineStr"><is><t>club1</t></is></c></row>'
-    parsed = parse_bytes(_workbook(sheet + "</sheetData></worksheet>"), "wide.xlsx")
+    sheet = SHEET_HEAD + '<row r="1"><c r="XFD1" t="inlineStr"><is><t>club1</t></is></c></row>'
+    parsed = parse_bytes(_workbook(sheet + SHEET_TAIL), "wide.xlsx")
     assert parsed.file_error is not None and "column 16,384" in parsed.file_error
 
 
 def test_the_streaming_workbook_reader_reads_inline_and_numeric_cells():
     sheet = (
-        _SHEET_HEAD
+        SHEET_HEAD
         + '<row r="1"><c r="A1" t="inlineStr"><is><t>url</t></is></c></row>'
         + '<row r="2"><c r="A2"><v>1.23E2</v></c></row>'
         + '<row r="5"><c r="A5" t="inlineStr"><is><t>vk.com/club7</t></is></c></row>'
-        + "</sheetData></worksheet>"
+        + SHEET_TAIL
     )
     parsed = parse_bytes(_workbook(sheet), "ok.xlsx")
     assert parsed.file_error is None
