@@ -372,11 +372,7 @@ def _targets(
             event = record.event_log_entry.dagster_event
             if event is None or event.asset_key != key or event.partition is None:
                 continue
-            targets[event.partition] = AssetCheckEvaluationTargetMaterializationData(
-                storage_id=record.storage_id,
-                run_id=record.event_log_entry.run_id,
-                timestamp=record.timestamp,
-            )
+            targets[event.partition] = _target(record)
         if not page.has_more:
             break
         cursor = page.cursor
@@ -387,16 +383,16 @@ def _targets(
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
         ).records
-        targets[partition] = (
-            AssetCheckEvaluationTargetMaterializationData(
-                storage_id=records[0].storage_id,
-                run_id=records[0].event_log_entry.run_id,
-                timestamp=records[0].timestamp,
-            )
-            if records
-            else None
-        )
+        targets[partition] = _target(records[0]) if records else None
     return targets
+
+
+def _target(record: dg.EventLogRecord) -> AssetCheckEvaluationTargetMaterializationData:
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id,
+        run_id=record.event_log_entry.run_id,
+        timestamp=record.timestamp,
+    )
 
 
 def _evaluations(

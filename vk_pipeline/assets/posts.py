@@ -15,7 +15,7 @@ from vk_pipeline.assets.common import (
 )
 from vk_pipeline.assets.groups import groups
 from vk_pipeline.assets.prefetch import Emit
-from vk_pipeline.assets.refresh import newest_by_group
+from vk_pipeline.assets.refresh import newest_by_group, newest_of_rows
 from vk_pipeline.assets.rows import (
     POST_COLUMNS,
     TOMBSTONE_COLUMNS,
@@ -151,7 +151,7 @@ class _Listing(CrawlStream):
                     read = [post_row(p, gid) for p in result.posts]
                     rows.extend(read)
                     totals["posts_read"] += len(read)
-                    newest[gid] = _newest(newest[gid], read)
+                    newest[gid] = newest_of_rows(newest[gid], read)
                     if read and gid not in previews:
                         # Each partition's own rows (a small frame of five, not the unit's).
                         previews[gid] = preview(
@@ -205,12 +205,3 @@ class _Listing(CrawlStream):
             tombstone((-gid, pid), gid, self.now)
             for pid in self.policy.vanished(mine, result.ids, since)
         ]
-
-
-def _newest(known: pd.Timestamp | None, rows: list[dict[str, Any]]) -> pd.Timestamp | None:
-    """`newest_post` over rows not yet in a frame: the newest live, unpinned post date."""
-    dates = [r["date"] for r in rows if not r["is_pinned"] and not r["is_deleted"] and r["date"]]
-    if not dates:
-        return known
-    newest = pd.Timestamp(max(dates))
-    return newest if known is None or pd.isna(known) else max(pd.Timestamp(known), newest)

@@ -15,8 +15,10 @@ its own (`vk_pipeline_tests/assets/test_refresh.py`). The assets ask it, then ta
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,6 +130,17 @@ def newest_post(known: pd.Timestamp | None, posts: pd.DataFrame) -> pd.Timestamp
     if dated.empty:
         return known
     return dated.max() if known is None else max(known, dated.max())
+
+
+def newest_of_rows(
+    known: pd.Timestamp | None, rows: Iterable[Mapping[str, Any]]
+) -> pd.Timestamp | None:
+    """`newest_post` over post rows not yet in a frame (the listing's hot path)."""
+    dates = [r["date"] for r in rows if r["date"] and not r["is_pinned"] and not r["is_deleted"]]
+    if not dates:
+        return known
+    newest = pd.Timestamp(max(dates))
+    return newest if known is None or pd.isna(known) else max(pd.Timestamp(known), newest)
 
 
 def newest_by_group(posts: pd.DataFrame) -> dict[int, pd.Timestamp]:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from psycopg import sql
 
+from vk_pipeline.assets.refresh import RefreshPolicy
 from vk_pipeline.automation.chunks import MAX_GROUPS_PER_RUN, weighted_chunks
 from vk_pipeline.storage import PostgresResource
 
@@ -32,8 +33,9 @@ RUN_BUDGET_REQUESTS = 200.0
 MAX_GROUPS_PER_SIZED_RUN = 500
 # A group not yet listed weighs what fits MAX_GROUPS_PER_RUN of them into one run's budget.
 UNKNOWN_WEIGHT = RUN_BUDGET_REQUESTS / MAX_GROUPS_PER_RUN
-LOOKBACK_DAYS = 3.0  # CrawlConfig's defaults: a schedule launches runs with them
-VERIFY_DAYS = 7.0
+# The refresh policy's defaults: the schedule launches its runs with them.
+LOOKBACK_DAYS = RefreshPolicy.lookback_days
+VERIFY_DAYS = RefreshPolicy.verify_days
 
 WORK_SQL = """
     SELECT l.group_id,

@@ -14,6 +14,7 @@ from vk_pipeline.assets.refresh import (
     deleted_not_settled,
     never_synced_empty,
     newest_by_group,
+    newest_of_rows,
     newest_post,
 )
 
@@ -142,3 +143,14 @@ def test_newest_by_group_agrees_with_newest_post_for_each_group():
     for gid, newest in by_group.items():
         assert newest_post(None, frame[frame["group_id"] == gid]) == newest
     assert 3 not in by_group  # only a deleted post: nothing known, as newest_post says
+
+
+def test_newest_of_rows_agrees_with_newest_post():
+    frame = posts(
+        {"date": ts(400), "is_pinned": True}, {"date": ts(2)}, {"date": ts(1), "is_deleted": True}
+    )
+    frame.loc[0, "date"] = pd.Timestamp(NOW)
+    rows = frame.to_dict("records")
+    assert newest_of_rows(None, rows) == newest_post(None, frame) == ts(2)
+    assert newest_of_rows(ts(0.5), rows) == ts(0.5)
+    assert newest_of_rows(ts(9), []) == ts(9)
