@@ -21,16 +21,17 @@ from vk_pipeline.grouplists.decode import MAX_XLSX_UNPACKED_BYTES
 from vk_pipeline.grouplists.reader import MAX_FILE_BYTES
 from vk_pipeline.partitions import is_group_key
 from vk_pipeline.testing.corpus import PNG_BYTES
+from vk_pipeline.testing.workbooks import SHEET_HEAD, SHEET_TAIL
 from vk_pipeline_tests.automation.conftest import Harness
 from vk_pipeline_tests.automation.test_sensors import event_for, ids, listing, skip
-from vk_pipeline_tests.grouplists.test_hostile import _SHEET_HEAD, _workbook
+from vk_pipeline_tests.grouplists.test_hostile import _workbook
 
 SECRET = "vk1.a.SecretTokenThatMustNeverLeaveTheFile0123456789abcdef"
 
 
 def bomb_bytes() -> bytes:
     padding = "<!--" + " " * (MAX_XLSX_UNPACKED_BYTES + 1024) + "-->"
-    return _workbook(_SHEET_HEAD + "</sheetData></worksheet>" + padding)
+    return _workbook(SHEET_HEAD + SHEET_TAIL + padding)
 
 
 def everything_stored(h: Harness) -> str:
