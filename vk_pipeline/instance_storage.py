@@ -19,22 +19,45 @@ materializations. (Dagster's other way out, one planned event per asset with a s
 partitions, loses the in-progress and failed status of each partition in the UI.) A deployment
 that sets the variable itself keeps its own value.
 
+Check evaluations are the third kind of event a ranged run writes per group (seven per group: the
+checks report each partition's result), and Dagster offers no batch for them: each is an insert,
+a NOTIFY and an update of its planned row in `asset_check_executions`, three round trips, which
+was a third of a refresh run (`benchmarks/refresh_profile.py`). This storage holds a run's
+evaluations as they come and writes them together (one insert into the event log, one update of
+their planned rows) before it writes any other event, so the event log keeps the order they were
+logged in, and the check step's own output and success events come after them as before. Held
+evaluations are written when 1,000 are held, before any other event, and when the storage is
+disposed; a worker killed mid-step loses the ones it held, with the step they belong to, which
+the retry runs again.
+
 Configured in `dagster.yaml` as `storage: custom: {module: vk_pipeline.instance_storage, class:
 PooledPostgresStorage, config: {postgres_url: ...}}`; the config is dagster-postgres's own.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
+import weakref
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
+import dagster as dg
+import sqlalchemy as db
 import sqlalchemy.pool as db_pool
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 from dagster._core.event_api import EventLogEntry
 from dagster._core.events import DagsterEventType
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import PostgresStorageConfig
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
@@ -49,6 +72,9 @@ from dagster_postgres.utils import (
 # Events held before one write; a ranged run's materializations of one asset are written together.
 EVENT_BATCH_SIZE = "1000"
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+
+# Check evaluations held before they are written together (see the module docstring).
+HELD_EVALUATIONS = 1000
 
 # Per storage and process: one connection kept, a few more while several threads write; with
 # three storages a run worker holds three connections while idle.
@@ -78,12 +104,129 @@ class PooledRunStorage(PostgresRunStorage):
         _pooled(self)
 
 
+# Each partition's planned row is updated from its evaluation, matched as Dagster matches one
+# (asset, check, run, partition); the partitions that had no planned row come back and are inserted.
+UPDATE_EVALUATIONS = f"""
+    UPDATE {AssetCheckExecutionsTable.name} AS a
+    SET execution_status = v.status, evaluation_event = v.event,
+        evaluation_event_timestamp = v.ts, evaluation_event_storage_id = v.event_id,
+        materialization_event_storage_id = v.materialization_id
+    FROM unnest(CAST(:asset_keys AS text[]), CAST(:check_names AS text[]),
+                CAST(:partitions AS text[]), CAST(:statuses AS text[]), CAST(:events AS text[]),
+                CAST(:timestamps AS timestamp[]), CAST(:event_ids AS bigint[]),
+                CAST(:materialization_ids AS bigint[]))
+         AS v(asset_key, check_name, "partition", status, event, ts, event_id, materialization_id)
+    WHERE a.asset_key = v.asset_key AND a.check_name = v.check_name AND a.run_id = :run_id
+      AND a."partition" = v."partition"
+    RETURNING v.event_id
+"""
+
+
+def _held_evaluation(event: EventLogEntry) -> bool:
+    """A run's check evaluation of one partition: what the batched path writes."""
+    dagster_event = event.dagster_event
+    return (
+        dagster_event is not None
+        and dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and bool(event.run_id)
+        and dagster_event.event_specific_data.partition is not None
+    )
+
+
 class PooledEventLogStorage(PostgresEventLogStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _pooled(self)
+        self._held: list[EventLogEntry] = []
+        self._held_lock = threading.RLock()
+        # A process that ends without disposing its instance still writes what it held.
+        ref = weakref.ref(self)
+        atexit.register(lambda: (s := ref()) is not None and s.write_held_evaluations())
+
+    def store_event(self, event: EventLogEntry) -> None:
+        with self._held_lock:
+            if _held_evaluation(event):
+                if self._held and self._held[0].run_id != event.run_id:
+                    self.write_held_evaluations()
+                self._held.append(event)
+                if len(self._held) >= HELD_EVALUATIONS:
+                    self.write_held_evaluations()
+                return
+            self.write_held_evaluations()
+            super().store_event(event)
+
+    def write_held_evaluations(self) -> None:
+        """Writes the held check evaluations: one insert, one update of their planned rows."""
+        with self._held_lock:
+            events, self._held = self._held, []
+            if not events:
+                return
+            rows = [self._event_to_row(event) for event in events]
+            with self._connect() as conn:
+                result = conn.execute(
+                    SqlEventLogStorageTable.insert()
+                    .values(rows)
+                    .returning(SqlEventLogStorageTable.c.id)
+                )
+                ids = [int(row[0]) for row in result.fetchall()]
+            evaluations: list[AssetCheckEvaluation] = [
+                event.get_dagster_event().event_specific_data for event in events
+            ]
+            values = {
+                "run_id": events[0].run_id,
+                "asset_keys": [e.asset_key.to_string() for e in evaluations],
+                "check_names": [e.check_name for e in evaluations],
+                "partitions": [e.partition for e in evaluations],
+                "statuses": [
+                    (
+                        AssetCheckExecutionRecordStatus.SUCCEEDED
+                        if e.passed
+                        else AssetCheckExecutionRecordStatus.FAILED
+                    ).value
+                    for e in evaluations
+                ],
+                # The event log row's own serialization: Dagster stores the same text in both.
+                "events": [row["event"] for row in rows],
+                "timestamps": [row["timestamp"] for row in rows],
+                "event_ids": ids,
+                "materialization_ids": [
+                    e.target_materialization_data.storage_id
+                    if e.target_materialization_data
+                    else None
+                    for e in evaluations
+                ],
+            }
+            with self.index_transaction() as conn:
+                updated = {int(row[0]) for row in conn.execute(db.text(UPDATE_EVALUATIONS), values)}
+                missing = [i for i, event_id in enumerate(ids) if event_id not in updated]
+                if missing:
+                    # No planned row (Dagster inserts one then, too).
+                    conn.execute(
+                        AssetCheckExecutionsTable.insert(),
+                        [
+                            {
+                                "asset_key": values["asset_keys"][i],
+                                "check_name": values["check_names"][i],
+                                "partition": values["partitions"][i],
+                                "run_id": values["run_id"],
+                                "execution_status": values["statuses"][i],
+                                "evaluation_event": values["events"][i],
+                                "evaluation_event_timestamp": values["timestamps"][i],
+                                "evaluation_event_storage_id": ids[i],
+                                "materialization_event_storage_id": values["materialization_ids"][
+                                    i
+                                ],
+                            }
+                            for i in missing
+                        ],
+                    )
+
+    def dispose(self) -> None:
+        self.write_held_evaluations()
+        super().dispose()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        self.write_held_evaluations()
         planned: list[EventLogEntry] = []
         rest: list[EventLogEntry] = []
         for event in events:
@@ -150,3 +293,39 @@ class PooledPostgresStorage(DagsterPostgresStorage):
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             token_provider=get_token_provider_from_config(config_value),
         )
+
+
+def run_materializations(
+    instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey
+) -> dict[str, tuple[int, float]]:
+    """Partition → (storage id, timestamp) of each materialization of `asset_key` in the run.
+
+    On SQL storage this reads the event log's own columns: the public reads deserialize every
+    event with its metadata, which took 20 s of a 500-group run's check steps."""
+    storage = instance.event_log_storage
+    found: dict[str, tuple[int, float]] = {}
+    if isinstance(storage, SqlEventLogStorage):
+        table = SqlEventLogStorageTable
+        query = db.select(table.c.id, table.c.partition, table.c.timestamp).where(
+            table.c.run_id == run_id,
+            table.c.asset_key == asset_key.to_string(),
+            table.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value,
+        )
+        with storage.index_connection() as conn:
+            for storage_id, partition, stamp in conn.execute(query):
+                if partition is not None:
+                    # Stored as naive UTC (`_event_insert_timestamp`).
+                    found[partition] = (int(storage_id), stamp.replace(tzinfo=UTC).timestamp())
+        return found
+    cursor = None
+    while True:
+        page = instance.get_records_for_run(
+            run_id, cursor=cursor, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+        )
+        for record in page.records:
+            event = record.event_log_entry.dagster_event
+            if event is not None and event.asset_key == asset_key and event.partition is not None:
+                found[event.partition] = (record.storage_id, record.timestamp)
+        if not page.has_more:
+            return found
+        cursor = page.cursor

@@ -1,19 +1,20 @@
 """Dagster's storage as dagster.yaml configures it: pooled connections that survive a dropped
-connection, and a run's per-partition planned events written in one batch, with the same
-partition status in the UI as dagster-postgres's own storage gives."""
+connection, and a run's per-partition planned events and check evaluations written in batches,
+with the same partition and check status in the UI as dagster-postgres's own storage gives."""
 
 import os
-import shutil
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 import sqlalchemy.pool
+from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
-from vk_pipeline.instance_storage import PooledEventLogStorage
+from vk_pipeline.instance_storage import PooledEventLogStorage, run_materializations
 from vk_pipeline.local import PROJECT_ROOT, sqlalchemy_postgres_url
 from vk_pipeline.testing.crawl import range_tags
 from vk_pipeline.testing.databases import create_database, drop_database
@@ -33,18 +34,65 @@ def second(context: dg.AssetExecutionContext) -> None:
     pass
 
 
-@pytest.fixture
-def instance(pg_admin_url: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
-    """An instance loaded from the project's dagster.yaml, on a database of its own."""
-    url = create_database(pg_admin_url, "vkt_instance")
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", sqlalchemy_postgres_url(url))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned check specs
+    CHECK_SPECS = [
+        dg.AssetCheckSpec(name, asset=first, partitions_def=PARTS) for name in ("odd", "small")
+    ]
+
+
+@dg.multi_asset_check(specs=CHECK_SPECS, can_subset=True)
+def first_checks(
+    context: dg.AssetCheckExecutionContext,
+) -> Iterable[dg.AssetCheckEvaluation | dg.Output]:
+    """Each partition's own result, as vk_pipeline's checks report them."""
+    for name, passes in (("odd", lambda k: k % 2 == 1), ("small", lambda k: k < 30)):
+        for key in context.op_execution_context.partition_keys:
+            yield dg.AssetCheckEvaluation(
+                asset_key=first.key,
+                check_name=name,
+                passed=passes(int(key)),
+                partition=key,
+                metadata={"key": int(key)},
+            )
+        yield dg.Output(None, output_name=f"first_{name}")
+
+
+def _instance(admin_url: str, home: Path, storage: str | None) -> Iterator[dg.DagsterInstance]:
+    """An instance loaded from the project's dagster.yaml (or with `storage` in its place), on a
+    database of its own."""
+    url = create_database(admin_url, "vkt_instance")
+    home.mkdir(exist_ok=True)
+    text = (PROJECT_ROOT / "dagster.yaml").read_text()
+    if storage is not None:
+        text = (
+            text.split("storage:", 1)[0]
+            + storage
+            + "\nrun_coordinator:"
+            + text.split("\nrun_coordinator:", 1)[1]
+        )
+    (home / "dagster.yaml").write_text(text)
+    os.environ["DAGSTER_POSTGRES_URL"] = sqlalchemy_postgres_url(url)
     try:
-        with dg.DagsterInstance.from_config(str(tmp_path)) as inst:
+        with dg.DagsterInstance.from_config(str(home)) as inst:
             inst.add_dynamic_partitions(PARTS.name, KEYS)
             yield inst
     finally:
-        drop_database(pg_admin_url, url)
+        drop_database(admin_url, url)
+
+
+@pytest.fixture
+def instance(pg_admin_url: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", "")
+    yield from _instance(pg_admin_url, tmp_path / "pooled", None)
+
+
+@pytest.fixture
+def stock_instance(pg_admin_url: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
+    """The same instance on dagster-postgres's own storage."""
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", "")
+    storage = "storage:\n  postgres:\n    postgres_url:\n      env: DAGSTER_POSTGRES_URL\n"
+    yield from _instance(pg_admin_url, tmp_path / "stock", storage)
 
 
 def planned_rows(instance: dg.DagsterInstance, run_id: str) -> int:
@@ -98,3 +146,73 @@ def test_a_connection_the_server_dropped_is_replaced(instance, pg_admin_url):
         ).fetchone()
     assert killed and killed[0] >= 1  # the pool held a connection open
     assert dg.materialize([first], instance=instance, tags=range_tags(KEYS[2:4])).success
+
+
+def check_status(instance: dg.DagsterInstance) -> dict[tuple[str, str], tuple[str, bool]]:
+    """Per check and partition: the status the UI shows, and whether it targets the partition's
+    latest materialization."""
+    infos = instance.event_log_storage.get_asset_check_partition_info(
+        [spec.key for spec in CHECK_SPECS]
+    )
+    return {
+        (i.check_key.name, str(i.partition_key)): (i.latest_execution_status.value, i.is_current)
+        for i in infos
+    }
+
+
+def test_check_evaluations_are_written_together_as_dagster_postgres_writes_them(
+    instance, stock_instance
+):
+    assert not isinstance(stock_instance.event_log_storage, PooledEventLogStorage)
+    runs = {}
+    for inst in (instance, stock_instance):
+        for keys in (KEYS, KEYS[:10]):  # a later run over some partitions supersedes the first
+            result = dg.materialize([first, first_checks], instance=inst, tags=range_tags(keys))
+            assert result.success
+        runs[inst] = result.run_id
+    status = check_status(instance)
+    assert status == check_status(stock_instance)
+    assert len(status) == 2 * len(KEYS)
+    assert status[("odd", "3")][0] == "SUCCEEDED"
+    assert status[("odd", "4")][0] == "FAILED"
+    assert status[("small", "35")][0] == "FAILED"
+
+    # In the event log in the order they were logged, each check's before its output.
+    logs = [e for e in instance.all_logs(runs[instance]) if e.step_key == "first_checks"]
+    seen = []
+    for entry in logs:
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            seen.append((event.event_specific_data.check_name, event.event_specific_data.partition))
+        elif event.event_type in (
+            dg.DagsterEventType.STEP_OUTPUT,
+            dg.DagsterEventType.STEP_SUCCESS,
+        ):
+            seen.append(
+                (
+                    event.event_type_value,
+                    event.step_output_data.output_name if event.is_successful_output else None,
+                )
+            )
+    expected = []
+    for name in ("odd", "small"):
+        expected += [(name, k) for k in KEYS[:10]] + [("STEP_OUTPUT", f"first_{name}")]
+    assert seen == [*expected, ("STEP_SUCCESS", None)]
+    # Each record points at its own evaluation event, as Dagster's single writes do.
+    record = instance.event_log_storage.get_asset_check_execution_history(
+        CHECK_SPECS[0].key, limit=1, partition_filter=PartitionKeyFilter(key="7")
+    )[0]  # fmt: skip
+    assert record.event.dagster_event.event_specific_data.partition == "7"
+    assert record.event.dagster_event.event_specific_data.metadata["key"].value == 7
+
+
+def test_a_runs_materializations_are_read_from_the_event_log_columns(instance):
+    result = dg.materialize([first], instance=instance, tags=range_tags(KEYS[:5]))
+    records = instance.fetch_materializations(first.key, limit=100).records
+    expected = {r.partition_key: (r.storage_id, r.timestamp) for r in records}
+    found = run_materializations(instance, result.run_id, first.key)
+    assert found.keys() == expected.keys() == set(KEYS[:5])
+    for key, (storage_id, stamp) in found.items():
+        assert storage_id == expected[key][0]
+        assert stamp == pytest.approx(expected[key][1], abs=1e-3)
+    assert run_materializations(instance, result.run_id, dg.AssetKey("second")) == {}

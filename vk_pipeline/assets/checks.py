@@ -22,10 +22,10 @@ import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
-from dagster._core.events import DagsterEventType
 from psycopg import sql
 
 from vk_pipeline.assets.common import group_ids
+from vk_pipeline.instance_storage import run_materializations
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresResource
 
@@ -359,23 +359,15 @@ def _targets(
     op_context = context.op_execution_context
     instance = op_context.instance
     partitions = list(op_context.partition_keys)
-    targets: dict[str, AssetCheckEvaluationTargetMaterializationData | None] = {}
-    cursor = None
-    while True:
-        page = instance.get_records_for_run(
-            op_context.run_id,
-            cursor=cursor,
-            of_type=DagsterEventType.ASSET_MATERIALIZATION,
-            limit=10_000,
+    run_id = op_context.run_id
+    targets: dict[str, AssetCheckEvaluationTargetMaterializationData | None] = {
+        partition: AssetCheckEvaluationTargetMaterializationData(
+            storage_id=storage_id, run_id=run_id, timestamp=timestamp
         )
-        for record in page.records:
-            event = record.event_log_entry.dagster_event
-            if event is None or event.asset_key != key or event.partition is None:
-                continue
-            targets[event.partition] = _target(record)
-        if not page.has_more:
-            break
-        cursor = page.cursor
+        for partition, (storage_id, timestamp) in run_materializations(
+            instance, run_id, key
+        ).items()
+    }
     for partition in partitions:
         if partition in targets:
             continue
