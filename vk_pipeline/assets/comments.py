@@ -11,6 +11,7 @@ from vk_pipeline.assets.common import (
     failing_fast,
     group_ids,
     partition_metadata,
+    per_group_table,
     preview,
 )
 from vk_pipeline.assets.prefetch import Emit
@@ -154,7 +155,9 @@ class _Crawl(CrawlStream):
                     k: sum(getattr(t, k) for t in self.tally.values())
                     for k in ("posts_to_crawl", "posts_crawled", "comments_read", "tombstoned")
                 },
-                per_group={str(gid): t.as_metadata() for gid, t in self.tally.items()},
+                per_group=per_group_table(
+                    {str(gid): t.as_metadata() for gid, t in self.tally.items()}
+                ),
                 unreadable_posts=dict(list(self.unreadable.items())[:50]),
             )
             partition_metadata(

@@ -11,6 +11,7 @@ from vk_pipeline.assets.common import (
     failing_fast,
     group_ids,
     partition_metadata,
+    per_group_table,
     preview,
 )
 from vk_pipeline.assets.groups import groups
@@ -180,7 +181,9 @@ class _Listing(CrawlStream):
                 if rows or tombs or listings:
                     yield from unit()
         finally:
-            self.finish(**totals, unreadable_groups=unreadable, per_group=per_group)
+            self.finish(
+                **totals, unreadable_groups=unreadable, per_group=per_group_table(per_group)
+            )
             partition_metadata(
                 self.context,
                 {

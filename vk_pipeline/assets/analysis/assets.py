@@ -27,6 +27,7 @@ from vk_pipeline.assets.common import (
     Progress,
     group_ids,
     partition_metadata,
+    per_group_table,
 )
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresResource
@@ -231,14 +232,16 @@ def _metadata(
         "table_seconds": round(sum(b.seconds[table] for b in builds), 3),
         "run_seconds": round(elapsed, 2),
         "per_group": dg.MetadataValue.json(
-            {
-                str(b.group_id): {
-                    "mode": b.modes[table],
-                    "rows_written": b.rows_written[table],
-                    "seconds": b.seconds[table],
+            per_group_table(
+                {
+                    str(b.group_id): {
+                        "mode": b.modes[table],
+                        "rows_written": b.rows_written[table],
+                        "seconds": b.seconds[table],
+                    }
+                    for b in builds
                 }
-                for b in builds[:50]
-            }
+            )
         ),
         "preview": dg.MetadataValue.md(
             preview.to_markdown(index=False) if len(preview) else "_empty_"
