@@ -21,7 +21,7 @@ import wcwidth
 
 from vk_pipeline import local
 from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
-from vk_pipeline.jobs import analysis_job, crawl_job
+from vk_pipeline.jobs import crawl_job
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 
 STORED_SQL = """
@@ -51,11 +51,6 @@ def run_crawl(
         run_config["ops"] = {op: {"config": {"as_of": as_of}} for op in ("posts", "comments")}
     tags = {RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]}
     result = job.execute_in_process(instance=instance, tags=tags, run_config=run_config)
-    # Under `make dev` the daemon's automation sensor builds the analysis tables after a crawl;
-    # the demo runs no daemon, so it runs that job itself.
-    defs.resolve_job_def(analysis_job.name).execute_in_process(
-        instance=instance, tags=tags, run_config={"loggers": run_config["loggers"]}
-    )
     print_checks(result)
     elapsed = time.monotonic() - started
     per_group: dict[str, dict[str, float]] = {k: {"requests": 0.0, "seconds": 0.0} for k in keys}

@@ -51,17 +51,18 @@ def test_assets_are_partitioned_by_group_and_described():
     assert growth.parent_keys == {dg.AssetKey("posts")}
 
 
-def test_crawl_job_covers_the_assets_and_their_checks_the_analysis_follows():
+def test_crawl_job_covers_the_assets_their_checks_and_the_analysis():
     job = defs.resolve_job_def(crawl_job.name)
     assert job.partitions_def == group_partitions
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    assert selected == VK_ASSETS
+    assert selected == VK_ASSETS | set(ANALYSIS_ASSETS)
     checked = {k.asset_key.to_user_string() for k in job.asset_layer.asset_graph.asset_check_keys}
     assert checked == VK_ASSETS - {"authors"}
     # A hung crawl run is failed (and retried) by run monitoring before the instance's backstop.
     assert 0 < int(job.tags[MAX_RUNTIME_TAG]) < 43200
-    # The analysis tables follow any crawl through their automation condition, evaluated by a
-    # sensor that runs without being switched on in the UI.
+    # The analysis tables also follow a crawl launched without them (Materialize in the UI)
+    # through their automation condition, evaluated by a sensor that runs without being switched
+    # on in the UI.
     graph = defs.resolve_asset_graph()
     for name in ANALYSIS_ASSETS:
         assert graph.get(dg.AssetKey(name)).automation_condition is not None

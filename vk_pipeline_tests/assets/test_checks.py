@@ -241,8 +241,8 @@ def test_checks_hold_on_any_faithful_vk_and_fail_outside_it(pipeline: Pipeline):
 
 
 def test_the_crawl_job_runs_checks_then_analysis_for_one_partition(pipeline: Pipeline):
-    """A single-partition run of the real job (as the UI launches it) records per partition;
-    the analysis job (what the automation sensor launches after it) builds the tables."""
+    """A single-partition run of the real job records its checks per partition and builds the
+    analysis tables after the crawl; the analysis job alone builds them again."""
     key = pipeline.keys[0]
     defs = dg.Definitions(
         assets=[*vk_assets, *analysis_assets],
@@ -257,7 +257,16 @@ def test_the_crawl_job_runs_checks_then_analysis_for_one_partition(pipeline: Pip
     found = evaluations(result)
     assert set(found) == {(c.name, key) for c in CHECKS}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"groups", "posts", "comments", "authors"}
+    assert {
+        "groups",
+        "posts",
+        "comments",
+        "authors",
+        "post_stats",
+        "top_commenters",
+    } <= materialized
+    steps = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+    assert steps.index("analysis") > steps.index("comments")
     result = defs.resolve_job_def(analysis_job.name).execute_in_process(
         instance=pipeline.instance, partition_key=key
     )
