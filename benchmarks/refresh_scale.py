@@ -215,6 +215,7 @@ class Pass:
     follow_up_runs: int = 0
     exact: str = ""
     phases: dict[str, float] = field(default_factory=dict)
+    timeline: list[str] = field(default_factory=list)
 
 
 def wait_for_tick(instance: dg.DagsterInstance, after: float, timeout: float) -> Any:
@@ -299,6 +300,18 @@ def run_phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     return {k: round(v, 2) for k, v in phases.items()}
 
 
+def run_timeline(records: list[Any], since: float) -> list[str]:
+    """Each run's job, groups and start / end, in seconds after the tick, in order of start."""
+    lines = []
+    for r in sorted(records, key=lambda r: r.start_time or 0.0):
+        run = r.dagster_run
+        groups = run.tags.get("vk_pipeline/groups") or run.tags.get("dagster/asset_partition_range_start", "")
+        lines.append(
+            f"{run.job_name} [{groups}] {(r.start_time or since) - since:.1f}-{(r.end_time or since) - since:.1f}"
+        )
+    return lines
+
+
 def run_pass(
     label: str,
     instance: dg.DagsterInstance,
@@ -351,6 +364,7 @@ def run_pass(
             crawl_records, key=lambda r: int(r.dagster_run.tags.get("vk_pipeline/groups", "0"))
         )
         result.phases = run_phases(instance, biggest.dagster_run.run_id)
+        result.timeline = run_timeline(records, tick.timestamp)
         result.phases["(groups in this run)"] = float(
             biggest.dagster_run.tags.get("vk_pipeline/groups", "0")
         )
@@ -508,6 +522,7 @@ def report(figures: list[Pass], groups: int, tokens: int) -> None:
         )
     for f in figures:
         print(f"\nwhere one run of the {f.label} went (seconds): {json.dumps(f.phases)}")
+        print(f"runs of the {f.label} (seconds after the tick): {'; '.join(f.timeline)}")
 
 
 if __name__ == "__main__":
