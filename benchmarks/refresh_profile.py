@@ -31,15 +31,15 @@ from pathlib import Path
 import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from refresh_scale import run_phases  # noqa: E402
+from refresh_scale import run_phases
 
-from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
-from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec  # noqa: E402
-from vk_pipeline.local import PROJECT_ROOT, sqlalchemy_postgres_url  # noqa: E402
-from vk_pipeline.partitions import GROUP_PARTITIONS_NAME  # noqa: E402
-from vk_pipeline.storage import PostgresResource, resolve_database_url  # noqa: E402
-from vk_pipeline.testing.databases import scratch_database  # noqa: E402
-from vk_pipeline.testing.processes import EmulatorProcess  # noqa: E402
+from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
+from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec
+from vk_pipeline.local import PROJECT_ROOT, sqlalchemy_postgres_url
+from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
+from vk_pipeline.storage import PostgresResource, resolve_database_url
+from vk_pipeline.testing.databases import scratch_database
+from vk_pipeline.testing.processes import EmulatorProcess
 
 PACKAGES = ("vk_pipeline", "dagster", "dagster_postgres", "sqlalchemy", "psycopg", "psycopg2",
             "pandas", "pydantic", "httpx", "logging", "json")  # fmt: skip
@@ -135,12 +135,18 @@ def main() -> None:
     by_package: Counter[str] = Counter()
     for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         by_package[package_of(filename)] += tottime
-    print("\nown time by package (s): " + ", ".join(f"{k} {v:.1f}" for k, v in by_package.most_common()))
+    print(
+        "\nown time by package (s): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in by_package.most_common())
+    )
     stats.sort_stats("cumulative")
     print("\nour code, by cumulative time:")
     stats.print_stats(r"vk_pipeline", args.top)
     print("\nDagster's event writing and logging, by cumulative time:")
-    stats.print_stats(r"handle_new_event|store_event|log_dagster_event|from_step|serialize_value|_event_to_row", args.top)
+    stats.print_stats(
+        r"handle_new_event|store_event|log_dagster_event|from_step|serialize_value|_event_to_row",
+        args.top,
+    )
 
 
 if __name__ == "__main__":

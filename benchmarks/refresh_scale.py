@@ -305,7 +305,9 @@ def run_timeline(records: list[Any], since: float) -> list[str]:
     lines = []
     for r in sorted(records, key=lambda r: r.start_time or 0.0):
         run = r.dagster_run
-        groups = run.tags.get("vk_pipeline/groups") or run.tags.get("dagster/asset_partition_range_start", "")
+        groups = run.tags.get("vk_pipeline/groups") or run.tags.get(
+            "dagster/asset_partition_range_start", ""
+        )
         lines.append(
             f"{run.job_name} [{groups}] {(r.start_time or since) - since:.1f}-{(r.end_time or since) - since:.1f}"
         )
