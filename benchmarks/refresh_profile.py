@@ -25,16 +25,15 @@ import time
 import warnings
 from collections import Counter
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from refresh_scale import run_phases
+from refresh_scale import run_phases, world_spec
 
 from vk_pipeline.automation.chunks import RANGE_END_TAG, RANGE_START_TAG
-from vk_pipeline.emulator import DEMO_TOKEN, World, WorldSpec
+from vk_pipeline.emulator import DEMO_TOKEN, World
 from vk_pipeline.local import PROJECT_ROOT, sqlalchemy_postgres_url
 from vk_pipeline.partitions import GROUP_PARTITIONS_NAME
 from vk_pipeline.storage import PostgresResource, resolve_database_url
@@ -77,16 +76,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
     # 2,000 groups hold 60,000 posts and 300,000 comments in refresh_scale.py.
-    spec = WorldSpec(
-        seed=args.seed,
-        groups=args.groups,
-        posts=30 * args.groups,
-        comments=150 * args.groups,
-        special_groups=True,
-        now=int(start.timestamp()),
-    )
+    spec = world_spec(args.groups, 30 * args.groups, 150 * args.groups, args.seed)
     admin = resolve_database_url(args.database_url)
     with ExitStack() as stack:
         world = World(spec)

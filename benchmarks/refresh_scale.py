@@ -377,6 +377,20 @@ def run_pass(
     return result
 
 
+def world_spec(groups: int, posts: int, comments: int, seed: int) -> WorldSpec:
+    """A long-tailed world dated so that the crawl's clock (now) sees it as VK would: its newest
+    posts from yesterday, and after the advance, from today."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    return WorldSpec(
+        seed=seed,
+        groups=groups,
+        posts=posts,
+        comments=comments,
+        special_groups=True,
+        now=int(start.timestamp()),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", help="admin URL of a server (default: embedded)")
@@ -392,17 +406,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
-    # Dated so that the crawl's clock (now) sees the world as VK would: its newest posts from
-    # yesterday, and after the advance, from today.
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
-    spec = WorldSpec(
-        seed=args.seed,
-        groups=args.groups,
-        posts=args.posts,
-        comments=args.comments,
-        special_groups=True,
-        now=int(start.timestamp()),
-    )
+    spec = world_spec(args.groups, args.posts, args.comments, args.seed)
     tokens = [DEMO_TOKEN, *(f"refresh-scale-token-{i}" for i in range(1, args.tokens))]
     admin = resolve_database_url(args.database_url)
     figures: list[Pass] = []
