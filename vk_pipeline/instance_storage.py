@@ -23,13 +23,13 @@ Check evaluations are the third kind of event a ranged run writes per group (sev
 checks report each partition's result), and Dagster offers no batch for them: each is an insert,
 a NOTIFY and an update of its planned row in `asset_check_executions`, three round trips. With
 the target lookup (`run_materializations` below), the check steps took 71 s of a 124 s
-500-group refresh run (`benchmarks/refresh_scale.py`), 5.6 s after both changes. This storage holds a run's
-evaluations as they come and writes them together (one insert into the event log, one update of
-their planned rows) before it writes any other event, so the event log keeps the order they were
-logged in, and the check step's own output and success events come after them as before. Held
-evaluations are written when 1,000 are held, before any other event, and when the storage is
-disposed; a worker killed mid-step loses the ones it held, with the step they belong to, which
-the retry runs again.
+500-group refresh run (`benchmarks/refresh_scale.py`), 5.6 s after both changes. This storage
+holds a run's evaluations as they come and writes them together (one insert into the event log,
+one update of their planned rows) before it writes any other event, so the event log keeps the
+order they were logged in, and the check step's own output and success events come after them as
+before. Held evaluations are written when 1,000 are held, before any other event, and when the
+storage is disposed; a worker killed mid-step loses the ones it held, with the step they belong
+to, which the retry runs again.
 
 Configured in `dagster.yaml` as `storage: custom: {module: vk_pipeline.instance_storage, class:
 PooledPostgresStorage, config: {postgres_url: ...}}`; the config is dagster-postgres's own.
@@ -107,20 +107,48 @@ class PooledRunStorage(PostgresRunStorage):
 
 # Each partition's planned row is updated from its evaluation, matched as Dagster matches one
 # (asset, check, run, partition); the partitions that had no planned row come back and are inserted.
+# One array parameter per column of `_execution_row` but `run_id`, which all share.
 UPDATE_EVALUATIONS = f"""
     UPDATE {AssetCheckExecutionsTable.name} AS a
-    SET execution_status = v.status, evaluation_event = v.event,
-        evaluation_event_timestamp = v.ts, evaluation_event_storage_id = v.event_id,
-        materialization_event_storage_id = v.materialization_id
-    FROM unnest(CAST(:asset_keys AS text[]), CAST(:check_names AS text[]),
-                CAST(:partitions AS text[]), CAST(:statuses AS text[]), CAST(:events AS text[]),
-                CAST(:timestamps AS timestamp[]), CAST(:event_ids AS bigint[]),
-                CAST(:materialization_ids AS bigint[]))
-         AS v(asset_key, check_name, "partition", status, event, ts, event_id, materialization_id)
+    SET execution_status = v.execution_status, evaluation_event = v.evaluation_event,
+        evaluation_event_timestamp = v.evaluation_event_timestamp,
+        evaluation_event_storage_id = v.evaluation_event_storage_id,
+        materialization_event_storage_id = v.materialization_event_storage_id
+    FROM unnest(CAST(:asset_key AS text[]), CAST(:check_name AS text[]),
+                CAST(:partition AS text[]), CAST(:execution_status AS text[]),
+                CAST(:evaluation_event AS text[]), CAST(:evaluation_event_timestamp AS timestamp[]),
+                CAST(:evaluation_event_storage_id AS bigint[]),
+                CAST(:materialization_event_storage_id AS bigint[]))
+         AS v(asset_key, check_name, "partition", execution_status, evaluation_event,
+              evaluation_event_timestamp, evaluation_event_storage_id,
+              materialization_event_storage_id)
     WHERE a.asset_key = v.asset_key AND a.check_name = v.check_name AND a.run_id = :run_id
       AND a."partition" = v."partition"
-    RETURNING v.event_id
+    RETURNING v.evaluation_event_storage_id
 """
+
+
+def _execution_row(event: EventLogEntry, row: dict[str, Any], event_id: int) -> dict[str, Any]:
+    """The `asset_check_executions` row of one evaluation; `row` is its event log row, whose
+    serialization Dagster stores again as `evaluation_event`."""
+    evaluation: AssetCheckEvaluation = event.get_dagster_event().event_specific_data
+    status = (
+        AssetCheckExecutionRecordStatus.SUCCEEDED
+        if evaluation.passed
+        else AssetCheckExecutionRecordStatus.FAILED
+    )
+    target = evaluation.target_materialization_data
+    return {
+        "asset_key": evaluation.asset_key.to_string(),
+        "check_name": evaluation.check_name,
+        "partition": evaluation.partition,
+        "run_id": event.run_id,
+        "execution_status": status.value,
+        "evaluation_event": row["event"],
+        "evaluation_event_timestamp": row["timestamp"],
+        "evaluation_event_storage_id": event_id,
+        "materialization_event_storage_id": target.storage_id if target else None,
+    }
 
 
 def _held_evaluation(event: EventLogEntry) -> bool:
@@ -170,57 +198,19 @@ class PooledEventLogStorage(PostgresEventLogStorage):
                     .returning(SqlEventLogStorageTable.c.id)
                 )
                 ids = [int(row[0]) for row in result.fetchall()]
-            evaluations: list[AssetCheckEvaluation] = [
-                event.get_dagster_event().event_specific_data for event in events
+            executions = [
+                _execution_row(event, row, event_id)
+                for event, row, event_id in zip(events, rows, ids, strict=True)
             ]
-            values = {
-                "run_id": events[0].run_id,
-                "asset_keys": [e.asset_key.to_string() for e in evaluations],
-                "check_names": [e.check_name for e in evaluations],
-                "partitions": [e.partition for e in evaluations],
-                "statuses": [
-                    (
-                        AssetCheckExecutionRecordStatus.SUCCEEDED
-                        if e.passed
-                        else AssetCheckExecutionRecordStatus.FAILED
-                    ).value
-                    for e in evaluations
-                ],
-                # The event log row's own serialization: Dagster stores the same text in both.
-                "events": [row["event"] for row in rows],
-                "timestamps": [row["timestamp"] for row in rows],
-                "event_ids": ids,
-                "materialization_ids": [
-                    e.target_materialization_data.storage_id
-                    if e.target_materialization_data
-                    else None
-                    for e in evaluations
-                ],
-            }
+            # Column-wise, as the update's arrays; `run_id` is the run's (one run is held at a time).
+            params = {k: [e[k] for e in executions] for k in executions[0]}
+            params["run_id"] = events[0].run_id
             with self.index_transaction() as conn:
-                updated = {int(row[0]) for row in conn.execute(db.text(UPDATE_EVALUATIONS), values)}
-                missing = [i for i, event_id in enumerate(ids) if event_id not in updated]
+                updated = {int(row[0]) for row in conn.execute(db.text(UPDATE_EVALUATIONS), params)}
+                missing = [e for e in executions if e["evaluation_event_storage_id"] not in updated]
                 if missing:
                     # No planned row (Dagster inserts one then, too).
-                    conn.execute(
-                        AssetCheckExecutionsTable.insert(),
-                        [
-                            {
-                                "asset_key": values["asset_keys"][i],
-                                "check_name": values["check_names"][i],
-                                "partition": values["partitions"][i],
-                                "run_id": values["run_id"],
-                                "execution_status": values["statuses"][i],
-                                "evaluation_event": values["events"][i],
-                                "evaluation_event_timestamp": values["timestamps"][i],
-                                "evaluation_event_storage_id": ids[i],
-                                "materialization_event_storage_id": values["materialization_ids"][
-                                    i
-                                ],
-                            }
-                            for i in missing
-                        ],
-                    )
+                    conn.execute(AssetCheckExecutionsTable.insert(), missing)
 
     def dispose(self) -> None:
         self.write_held_evaluations()

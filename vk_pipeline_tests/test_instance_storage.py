@@ -58,7 +58,9 @@ def first_checks(
         yield dg.Output(None, output_name=f"first_{name}")
 
 
-def _instance(admin_url: str, home: Path, storage: str | None) -> Iterator[dg.DagsterInstance]:
+def _instance(
+    admin_url: str, home: Path, storage: str | None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dg.DagsterInstance]:
     """An instance loaded from the project's dagster.yaml (or with `storage` in its place), on a
     database of its own."""
     url = create_database(admin_url, "vkt_instance")
@@ -72,7 +74,7 @@ def _instance(admin_url: str, home: Path, storage: str | None) -> Iterator[dg.Da
             + text.split("\nrun_coordinator:", 1)[1]
         )
     (home / "dagster.yaml").write_text(text)
-    os.environ["DAGSTER_POSTGRES_URL"] = sqlalchemy_postgres_url(url)
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", sqlalchemy_postgres_url(url))
     try:
         with dg.DagsterInstance.from_config(str(home)) as inst:
             inst.add_dynamic_partitions(PARTS.name, KEYS)
@@ -83,16 +85,14 @@ def _instance(admin_url: str, home: Path, storage: str | None) -> Iterator[dg.Da
 
 @pytest.fixture
 def instance(pg_admin_url: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", "")
-    yield from _instance(pg_admin_url, tmp_path / "pooled", None)
+    yield from _instance(pg_admin_url, tmp_path / "pooled", None, monkeypatch)
 
 
 @pytest.fixture
 def stock_instance(pg_admin_url: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
     """The same instance on dagster-postgres's own storage."""
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", "")
     storage = "storage:\n  postgres:\n    postgres_url:\n      env: DAGSTER_POSTGRES_URL\n"
-    yield from _instance(pg_admin_url, tmp_path / "stock", storage)
+    yield from _instance(pg_admin_url, tmp_path / "stock", storage, monkeypatch)
 
 
 def planned_rows(instance: dg.DagsterInstance, run_id: str) -> int:
