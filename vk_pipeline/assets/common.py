@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -151,6 +151,8 @@ def group_ids(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> list
 # partition's materialization, so a table of every group made a 500-group run write (and a check
 # step read back) 500 × 500 entries; each partition carries its own figures anyway.
 PER_GROUP_SHOWN = 50
+# Characters of a text shown in a preview cell.
+PREVIEW_WIDTH = 60
 
 
 def per_group_table(per_group: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,12 +203,32 @@ def failing_fast() -> Iterator[None]:
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
+def _cell(value: Any) -> str:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return "" if value != value else f"{value:g}"
+    text = str(value)
+    if len(text) > PREVIEW_WIDTH:
+        text = text[:PREVIEW_WIDTH] + "…"
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A pipe table of `rows`, as the UI renders markdown metadata. Written here rather than with
+    pandas' `to_markdown` (tabulate), which took ~5 ms a table: a 500-group run writes ~2,500
+    previews, one per partition and asset (benchmarks/refresh_profile.py)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def preview(df: pd.DataFrame, columns: list[str], rows: int = 5) -> dg.MetadataValue:
-    shown = df[[c for c in columns if c in df.columns]].head(rows).copy()
-    for c in shown.columns:
-        if shown[c].dtype == object:
-            shown[c] = shown[c].map(lambda v: (str(v)[:60] + "…") if v and len(str(v)) > 60 else v)
-    return dg.MetadataValue.md(shown.to_markdown(index=False))
+    """The first `rows` rows of `df` in `columns` (those it has), long texts cut."""
+    shown = [c for c in columns if c in df.columns]
+    return dg.MetadataValue.md(
+        markdown_table(shown, df[shown].head(rows).itertuples(index=False, name=None))
+    )
 
 
 def run_metadata(stats: ClientStats, started: float, **extra: Any) -> dict[str, Any]:

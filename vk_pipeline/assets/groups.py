@@ -7,8 +7,8 @@ from vk_pipeline.assets.common import (
     VK_ASSET,
     failing_fast,
     group_ids,
+    markdown_table,
     partition_metadata,
-    preview,
     run_metadata,
 )
 from vk_pipeline.assets.rows import GROUP_COLUMNS, frame, group_row
@@ -35,11 +35,18 @@ def groups(context: dg.AssetExecutionContext, vk: VKResource) -> pd.DataFrame:
     context.log.info(f"{len(df)} groups: {statuses}")
     context.add_output_metadata(run_metadata(client.stats, started, statuses=statuses))
     shown = ["id", "screen_name", "name", "status", "members_count"]
+    # One row per group: each partition's preview is its own row, not a filter of the frame
+    # per group (500 × 500 comparisons in a 500-group run).
     partition_metadata(
         context,
         {
-            int(row_id): {"status": status, "preview": preview(df[df["id"] == row_id], shown)}
-            for row_id, status in zip(df["id"], df["status"], strict=True)
+            int(row_id): {
+                "status": status,
+                "preview": dg.MetadataValue.md(markdown_table(shown, [row])),
+            }
+            for row_id, status, row in zip(
+                df["id"], df["status"], df[shown].itertuples(index=False, name=None), strict=True
+            )
         },
     )
     return df
