@@ -310,8 +310,16 @@ def test_members_change_moves_engagement_rates_without_a_rebuild(pipeline: Pipel
             "SELECT post_id, engagement_rate FROM vk.post_stats WHERE group_id = %s", gid
         )
     )
+    tables = {t: snapshot(pipeline, t) for t in TABLE_KEYS if t != "post_stats"}
     result = run(pipeline, ANALYSIS)
     assert meta(result, "post_stats")["per_group"][str(gid)]["mode"] == "incremental"
+    # Only post_stats reads the group row: the other tables are left as they were.
+    for table, rows in tables.items():
+        assert meta(result, table)["per_group"][str(gid)]["mode"] == "unchanged", table
+        assert snapshot(pipeline, table) == rows, table
+    # ... and the watermark moved on: a second build finds nothing to do.
+    again = run(pipeline, ANALYSIS)
+    assert meta(again, "post_stats")["modes"] == {"unchanged": len(pipeline.keys)}
     after = dict(
         pipeline.query(
             "SELECT post_id, engagement_rate FROM vk.post_stats WHERE group_id = %s", gid
@@ -321,6 +329,9 @@ def test_members_change_moves_engagement_rates_without_a_rebuild(pipeline: Pipel
     assert any(r for r in before.values())
     for pid, rate in before.items():
         assert after[pid] == (None if rate is None else pytest.approx(rate / 2)), pid
+    incremental = snapshot(pipeline, "post_stats")
+    run(pipeline, ANALYSIS, full_rebuild=True)
+    assert snapshot(pipeline, "post_stats") == incremental
 
 
 def test_a_stale_full_build_is_redone(pipeline: Pipeline):

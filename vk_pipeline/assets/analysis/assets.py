@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from psycopg import sql
 from pydantic import Field
 
@@ -26,6 +25,7 @@ from vk_pipeline.assets.common import (
     ANALYSIS_BACKFILL_POLICY,
     Progress,
     group_ids,
+    markdown_table,
     partition_metadata,
     per_group_table,
 )
@@ -136,17 +136,24 @@ def analysis(
     builds: list[GroupBuild] = []
     with postgres.connection() as conn:
         builder = Builder(conn, postgres.schema_name, options)
-        unchanged = builder.unchanged_groups(gids, selected)
+        quiet = builder.quiet_groups(gids, selected)
         conn.commit()
+        unchanged = {gid for gid, group_changed in quiet.items() if not group_changed}
         for gid in unchanged:
             builds.append(GroupBuild.unchanged(gid, selected))
-        todo = [gid for gid in gids if gid not in unchanged]
+        rated = builder.update_rates([g for g, changed in quiet.items() if changed], selected)
+        conn.commit()
+        builds.extend(rated.values())
+        todo = [gid for gid in gids if gid not in unchanged and gid not in rated]
         for n, gid in enumerate(todo, 1):
             # One transaction per group: a failure later in the run keeps earlier groups built.
             builds.append(builder.build_group(gid, selected))
             conn.commit()
             progress.update(f"analysis: {n:,} / {len(todo):,} changed groups built")
-    context.log.info(f"analysis: {len(todo):,} groups built, {len(unchanged):,} unchanged")
+    context.log.info(
+        f"analysis: {len(todo):,} groups built, {len(rated):,} with new members only (rates"
+        f" updated), {len(unchanged):,} unchanged"
+    )
     position = {gid: i for i, gid in enumerate(gids)}
     builds.sort(key=lambda b: position[b.group_id])
     elapsed = time.monotonic() - started
@@ -192,9 +199,7 @@ def _group_metadata(
         gid: {
             "dagster/row_count": int(counts.get(gid, 0)),
             "preview": dg.MetadataValue.md(
-                pd.DataFrame(previews[gid], columns=names).to_markdown(index=False)
-                if gid in previews
-                else "_empty_"
+                markdown_table(names, previews[gid]) if gid in previews else "_empty_"
             ),
         }
         for gid in gids
@@ -220,7 +225,6 @@ def _metadata(
         ),
         (gids,),
     )
-    preview = pd.DataFrame(rows, columns=[c.strip() for c in columns.split(",")])
     modes = Counter(b.modes[table] for b in builds)
     with postgres.connection() as conn:
         schema = column_schema(table_info(conn, table, postgres.schema_name))
@@ -244,6 +248,6 @@ def _metadata(
             )
         ),
         "preview": dg.MetadataValue.md(
-            preview.to_markdown(index=False) if len(preview) else "_empty_"
+            markdown_table([c.strip() for c in columns.split(",")], rows) if rows else "_empty_"
         ),
     }

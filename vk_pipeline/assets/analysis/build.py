@@ -41,20 +41,22 @@ WATERMARK = """
 """
 
 
-UNCHANGED_GROUPS = """
+# Groups none of whose posts changed since their build, each with whether its own row changed
+# (members, which VK moves every day for most communities).
+QUIET_GROUPS = """
     WITH st AS (
         SELECT group_id, min(watermark) AS since, min(full_built_at) AS full_at, count(*) AS n
         FROM :"schema".analysis_state
         WHERE group_id = ANY(%(gids)s) AND asset = ANY(%(assets)s)
         GROUP BY group_id
     )
-    SELECT st.group_id FROM st
+    SELECT st.group_id, EXISTS (SELECT 1 FROM :"schema".groups g
+                                WHERE g.id = st.group_id AND g.last_changed_at >= st.since)
+    FROM st
     WHERE st.n = cardinality(%(assets)s::text[])
       AND st.full_at >= now() - %(rebuild_after)s
       AND NOT EXISTS (SELECT 1 FROM :"schema".posts p
                       WHERE p.group_id = st.group_id AND p.last_changed_at >= st.since)
-      AND NOT EXISTS (SELECT 1 FROM :"schema".groups g
-                      WHERE g.id = st.group_id AND g.last_changed_at >= st.since)
 """
 
 
@@ -108,19 +110,65 @@ class Builder:
             row = cur.execute(self._sql(text), params or None).fetchone()
             return row[0] if row else None
 
-    def unchanged_groups(self, gids: list[int], assets: Collection[str]) -> set[int]:
-        """Groups with nothing to build: every asset built before, its last full build recent,
-        and no post or group row changed since. One query for the run, so a refresh of quiet
-        groups does not pay a transaction per group to learn that nothing changed (their state
-        rows keep the older watermark, which only widens the next build's look back)."""
+    def quiet_groups(self, gids: list[int], assets: Collection[str]) -> dict[int, bool]:
+        """Groups none of whose posts changed since every asset's last build (the last full one
+        recent), each with whether its own row changed. One query for the run, so a refresh of
+        quiet groups does not pay a transaction per group to learn that nothing changed."""
         if self.options.full_rebuild or not gids:
-            return set()
+            return {}
         with self.conn.cursor() as cur:
             rows = cur.execute(
-                self._sql(UNCHANGED_GROUPS),
+                self._sql(QUIET_GROUPS),
                 {"gids": gids, "assets": list(assets), "rebuild_after": self.options.rebuild_after},
             ).fetchall()
-        return {gid for (gid,) in rows}
+        return dict(rows)
+
+    def update_rates(self, gids: list[int], assets: Collection[str]) -> dict[int, GroupBuild]:
+        """Brings groups whose own row changed but none of their posts up to date, in one
+        transaction (committed by the caller) for all of them: only post_stats reads the group
+        row (its engagement rates, against members), so that is one UPDATE, and the other
+        tables have nothing to do. Groups whose posts changed since `quiet_groups` looked are
+        left out of the result, for `build_group`."""
+        if not gids:
+            return {}
+        started = time.perf_counter()
+        # Sorted, as no two builds then wait on each other's locks in opposite order.
+        self._exec(
+            "SELECT pg_advisory_xact_lock(%(ns)s, g) FROM unnest(%(gids)s::int[]) AS g",
+            ns=LOCK_NAMESPACE,
+            gids=sorted(gids),
+        )
+        self._exec("SET LOCAL jit = off")
+        # Taken before the check below: what that check cannot see yet commits with a
+        # last_changed_at at or after this watermark, so the next build sees it.
+        watermark: datetime = self._one(WATERMARK)
+        quiet = [gid for gid, changed in self.quiet_groups(gids, assets).items() if changed]
+        rates: dict[int, int] = {}
+        if POST_STATS in assets and quiet:
+            with self.conn.cursor() as cur:
+                rows = cur.execute(self._sql(q.POST_STATS_RATES), {"gids": quiet}).fetchall()
+            rates = dict(rows)
+        modes = {a: "incremental" if a == POST_STATS else "unchanged" for a in assets}
+        names = [a for a in ANALYSIS_TABLES if a in assets]
+        # Watermarks move on; each asset keeps its last mode and full build.
+        self._exec(
+            'UPDATE :"schema".analysis_state SET watermark = %(wm)s, built_at = now()'
+            " WHERE group_id = ANY(%(gids)s) AND asset = ANY(%(assets)s)",
+            wm=watermark,
+            gids=quiet,
+            assets=names,
+        )
+        seconds = round((time.perf_counter() - started) / max(1, len(quiet)), 4)
+        return {
+            gid: GroupBuild(
+                gid,
+                modes={a: modes[a] for a in names},
+                rows_written={a: rates.get(gid, 0) if a == POST_STATS else 0 for a in names},
+                seconds={a: seconds if a == POST_STATS else 0.0 for a in names},
+                changed_posts=0,
+            )
+            for gid in quiet
+        }
 
     def build_group(self, gid: int, assets: Collection[str]) -> GroupBuild:
         """Build ``assets`` for group ``gid`` in one transaction (committed by the caller)."""
@@ -222,7 +270,7 @@ class Builder:
         comments = q.CM_ALL if mode == "rebuild" else q.CM_SCOPE
         rows = self._exec(q.POST_STATS_INSERT.format(comments=comments), gid=gid)
         if mode != "rebuild":
-            self._exec(q.POST_STATS_RATES, gid=gid)
+            self._exec(q.POST_STATS_RATES, gids=[gid])
         self._exec("DROP TABLE _scope")
         return rows
 

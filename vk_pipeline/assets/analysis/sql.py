@@ -114,12 +114,16 @@ POST_STATS_INSERT = """
 
 # Members change every day: rates of untouched posts follow without touching their comments.
 POST_STATS_RATES = """
-    UPDATE :"schema".post_stats ps
-    SET engagement_rate = ps.engagement / nullif(g.members_count, 0)::double precision
-    FROM :"schema".groups g
-    WHERE ps.group_id = %(gid)s AND g.id = ps.group_id
-      AND ps.engagement_rate IS DISTINCT FROM
-          ps.engagement / nullif(g.members_count, 0)::double precision
+    WITH moved AS (
+        UPDATE :"schema".post_stats ps
+        SET engagement_rate = ps.engagement / nullif(g.members_count, 0)::double precision
+        FROM :"schema".groups g
+        WHERE ps.group_id = ANY(%(gids)s) AND g.id = ps.group_id
+          AND ps.engagement_rate IS DISTINCT FROM
+              ps.engagement / nullif(g.members_count, 0)::double precision
+        RETURNING ps.group_id
+    )
+    SELECT group_id, count(*) FROM moved GROUP BY group_id
 """
 
 GROUP_ACTIVITY_REBUILD = """
