@@ -179,21 +179,33 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         out["commits"] = out.pop("chunks")
         out["write_mode"] = mode
         out["dagster/row_count"] = sum(counts.values())
-        out["dagster/column_schema"] = column_schema(info)
+        schema = column_schema(info)
+        ranged = context.has_asset_partitions and len(context.asset_partition_keys) > 1
+        if not ranged:
+            out["dagster/column_schema"] = schema
         for name, stats in extra_totals.items():
             for key in ("rows", "inserted", "updated", "unchanged"):
                 out[f"{name}_{key}"] = stats.as_dict()[key]
         if isinstance(obj, FrameStream):
             out.update(obj.metadata)
         context.add_output_metadata(out)
-        if column is not None and len(context.asset_partition_keys) > 1:
+        if ranged:
             # A range run records one materialization per partition: each carries its own
             # slice's count (partition-scoped metadata wins over the output's on a key clash).
+            # The column schema, the same for all and half of each event's bytes (~5 KB), goes
+            # on the last one only: the asset's latest materialization, which the UI's column
+            # view reads.
+            last = context.asset_partition_keys[-1]
             add_partition_metadata(
                 context.step_context,
                 (
-                    (key, {"dagster/row_count": counts.get(str(key), 0)})
+                    (
+                        key,
+                        ({"dagster/row_count": counts.get(str(key), 0)} if column else {})
+                        | ({"dagster/column_schema": schema} if key == last else {}),
+                    )
                     for key in context.asset_partition_keys
+                    if column or key == last
                 ),
             )
 

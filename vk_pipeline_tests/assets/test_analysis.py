@@ -255,6 +255,9 @@ def test_first_build_equals_truth(pipeline: Pipeline):
         if e.asset_key.path == ["post_stats"]
     }
     assert sum(p["dagster/row_count"] for p in per_partition.values()) == len(stats)
+    # The column schema once, on the last (the asset's latest) materialization.
+    with_schema = [k for k, p in per_partition.items() if "dagster/column_schema" in p]
+    assert with_schema == [list(per_partition)[-1]]
     for key, p in per_partition.items():
         assert p["dagster/row_count"] == sum(1 for owner, _ in stats if owner == -int(key))
         if p["dagster/row_count"]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.partitions.context import partition_loading_context
 from psycopg import sql
 from pydantic import Field
 
@@ -159,17 +160,32 @@ def analysis(
     elapsed = time.monotonic() - started
     for name in ANALYSIS_TABLES:
         if name in selected:
-            partition_metadata(context, _group_metadata(postgres, name, gids), asset_key=name)
+            last = _last_written(context)
+            partition_metadata(context, _group_metadata(postgres, name, gids, last), asset_key=name)
             yield dg.MaterializeResult(
                 asset_key=name,
                 metadata=_metadata(postgres, name, gids, builds, elapsed),
             )
 
 
+def _last_written(context: dg.AssetExecutionContext) -> str:
+    """The partition whose materialization Dagster writes last for a range run: it walks a set
+    of the range's keys, built as here (not in range order), and this one becomes the asset's
+    latest materialization, whose column schema the UI shows."""
+    partitions_def = context.assets_def.partitions_def
+    assert partitions_def is not None
+    with partition_loading_context(dynamic_partitions_store=context.instance):
+        subset = partitions_def.empty_subset().with_partition_key_range(
+            partitions_def, context.partition_key_range
+        )
+    return list(subset.get_partition_keys())[-1]
+
+
 def _group_metadata(
-    postgres: PostgresResource, table: str, gids: list[int]
+    postgres: PostgresResource, table: str, gids: list[int], last: str
 ) -> dict[int, dict[str, Any]]:
-    """Each group's own row count and preview, for its own partition's materialization."""
+    """Each group's own row count and preview, for its own partition's materialization; the
+    table's column schema on the `last` one's, which becomes the asset's latest."""
     if len(gids) < 2:
         return {}
     order, columns = PREVIEWS[table]
@@ -195,8 +211,11 @@ def _group_metadata(
     previews: dict[int, list[tuple[Any, ...]]] = {}
     for row in rows:
         previews.setdefault(int(row[0]), []).append(row[: len(names)])
+    with postgres.connection() as conn:
+        schema = column_schema(table_info(conn, table, postgres.schema_name))
     return {
-        gid: {
+        gid: ({"dagster/column_schema": schema} if str(gid) == last else {})
+        | {
             "dagster/row_count": int(counts.get(gid, 0)),
             "preview": dg.MetadataValue.md(
                 markdown_table(names, previews[gid]) if gid in previews else "_empty_"
@@ -226,10 +245,17 @@ def _metadata(
         (gids,),
     )
     modes = Counter(b.modes[table] for b in builds)
-    with postgres.connection() as conn:
-        schema = column_schema(table_info(conn, table, postgres.schema_name))
+    if len(gids) < 2:
+        with postgres.connection() as conn:
+            schema = {
+                "dagster/column_schema": column_schema(
+                    table_info(conn, table, postgres.schema_name)
+                )
+            }
+    else:
+        schema = {}  # on the last partition's own metadata (`_group_metadata`)
     return {
-        "dagster/column_schema": schema,
+        **schema,
         "dagster/row_count": int(total),
         "rows_written": sum(b.rows_written[table] for b in builds),
         "modes": dg.MetadataValue.json(dict(modes)),
