@@ -41,6 +41,7 @@ from typing import Any
 
 import dagster as dg
 import psycopg
+from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.events import DagsterEventType
 
 from vk_pipeline.dev import commands, free_port, stop_process_group
@@ -300,17 +301,63 @@ def run_phases(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     return {k: round(v, 2) for k, v in phases.items()}
 
 
-def run_timeline(records: list[Any], since: float) -> list[str]:
-    """Each run's job, groups and start / end, in seconds after the tick, in order of start."""
+def _subset_keys(subset: Any) -> list[str]:
+    value = subset.value
+    return [] if isinstance(value, bool) else list(value.get_partition_keys())
+
+
+def true_leaves(node: Any, path: str = "") -> list[str]:
+    """The leaves of an evaluation tree that were true, with their partitions (the first three)."""
+    snap = node.condition_snapshot
+    name = f"{path}/{snap.label or snap.name or snap.class_name}"
+    keys = _subset_keys(node.true_subset)
+    if not node.child_evaluations:
+        return [f"{name}: {len(keys)} {keys[:3]}"] if keys else []
+    return [leaf for child in node.child_evaluations for leaf in true_leaves(child, name)]
+
+
+def why_launched(instance: dg.DagsterInstance, run: Any) -> str:
+    """For a run the automation sensor launched: the leaves of its asset's condition that were
+    true on the evaluation that requested it. A diagnosis only: it never ends the benchmark."""
+    try:
+        with partition_loading_context(dynamic_partitions_store=instance):
+            return _why_launched(instance, run)
+    except Exception as error:
+        return f"not found ({type(error).__name__}: {error})"
+
+
+def _why_launched(instance: dg.DagsterInstance, run: Any) -> str:
+    for key in sorted(run.asset_selection or [], key=str):
+        for record in instance.schedule_storage.get_auto_materialize_asset_evaluations(key, 200):
+            found = record.get_evaluation_with_run_ids()
+            # A request the sensor turned into a backfill names the backfill, not its runs.
+            if not {run.run_id, run.tags.get("dagster/backfill")} & set(found.run_ids):
+                continue
+            leaves = "; ".join(true_leaves(found.evaluation))
+            return f"{key.to_user_string()} evaluation {record.evaluation_id}: {leaves}"
+    return "no evaluation names it"
+
+
+def run_timeline(
+    records: list[Any], since: float, instance: dg.DagsterInstance | None = None
+) -> list[str]:
+    """Each run's job, groups and start / end, in seconds after the tick, in order of start; for
+    a run the automation sensor launched, why (when `instance` is given)."""
     lines = []
     for r in sorted(records, key=lambda r: r.start_time or 0.0):
         run = r.dagster_run
-        groups = run.tags.get("vk_pipeline/groups") or run.tags.get(
-            "dagster/asset_partition_range_start", ""
+        groups = run.tags.get("vk_pipeline/groups") or (
+            f"{run.tags.get('dagster/asset_partition_range_start', '')}.."
+            f"{run.tags.get('dagster/asset_partition_range_end', '')}"
         )
-        lines.append(
-            f"{run.job_name} [{groups}] {(r.start_time or since) - since:.1f}-{(r.end_time or since) - since:.1f}"
+        line = (
+            f"{run.job_name} [{groups}] {(r.start_time or since) - since:.1f}-"
+            f"{(r.end_time or since) - since:.1f}"
         )
+        automated = {"dagster/from_automation_condition", "dagster/backfill"} & set(run.tags)
+        if instance is not None and automated:
+            line += f" (launched because {why_launched(instance, run)})"
+        lines.append(line)
     return lines
 
 
@@ -366,7 +413,7 @@ def run_pass(
             crawl_records, key=lambda r: int(r.dagster_run.tags.get("vk_pipeline/groups", "0"))
         )
         result.phases = run_phases(instance, biggest.dagster_run.run_id)
-        result.timeline = run_timeline(records, tick.timestamp)
+        result.timeline = run_timeline(records, tick.timestamp, instance)
         result.phases["(groups in this run)"] = float(
             biggest.dagster_run.tags.get("vk_pipeline/groups", "0")
         )
