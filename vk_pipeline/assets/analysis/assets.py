@@ -158,9 +158,9 @@ def analysis(
     position = {gid: i for i, gid in enumerate(gids)}
     builds.sort(key=lambda b: position[b.group_id])
     elapsed = time.monotonic() - started
+    last = _last_written(context)
     for name in ANALYSIS_TABLES:
         if name in selected:
-            last = _last_written(context)
             partition_metadata(context, _group_metadata(postgres, name, gids, last), asset_key=name)
             yield dg.MaterializeResult(
                 asset_key=name,
