@@ -161,10 +161,21 @@ def analysis(
     last = _last_written(context)
     for name in ANALYSIS_TABLES:
         if name in selected:
-            partition_metadata(context, _group_metadata(postgres, name, gids, last), asset_key=name)
+            with postgres.connection() as conn:
+                schema = {
+                    "dagster/column_schema": column_schema(
+                        table_info(conn, name, postgres.schema_name)
+                    )
+                }
+            # A range run's schema goes on its last partition's materialization only.
+            per_partition = _group_metadata(postgres, name, gids, last, schema)
+            partition_metadata(context, per_partition, asset_key=name)
             yield dg.MaterializeResult(
                 asset_key=name,
-                metadata=_metadata(postgres, name, gids, builds, elapsed),
+                metadata={
+                    **({} if per_partition else schema),
+                    **_metadata(postgres, name, gids, builds, elapsed),
+                },
             )
 
 
@@ -182,10 +193,10 @@ def _last_written(context: dg.AssetExecutionContext) -> str:
 
 
 def _group_metadata(
-    postgres: PostgresResource, table: str, gids: list[int], last: str
+    postgres: PostgresResource, table: str, gids: list[int], last: str, schema: dict[str, Any]
 ) -> dict[int, dict[str, Any]]:
-    """Each group's own row count and preview, for its own partition's materialization; the
-    table's column schema on the `last` one's, which becomes the asset's latest."""
+    """Each group's own row count and preview, for its own partition's materialization; `schema`
+    on the `last` one's, which becomes the asset's latest."""
     if len(gids) < 2:
         return {}
     order, columns = PREVIEWS[table]
@@ -211,10 +222,8 @@ def _group_metadata(
     previews: dict[int, list[tuple[Any, ...]]] = {}
     for row in rows:
         previews.setdefault(int(row[0]), []).append(row[: len(names)])
-    with postgres.connection() as conn:
-        schema = column_schema(table_info(conn, table, postgres.schema_name))
     return {
-        gid: ({"dagster/column_schema": schema} if str(gid) == last else {})
+        gid: (schema if str(gid) == last else {})
         | {
             "dagster/row_count": int(counts.get(gid, 0)),
             "preview": dg.MetadataValue.md(
@@ -245,17 +254,7 @@ def _metadata(
         (gids,),
     )
     modes = Counter(b.modes[table] for b in builds)
-    if len(gids) < 2:
-        with postgres.connection() as conn:
-            schema = {
-                "dagster/column_schema": column_schema(
-                    table_info(conn, table, postgres.schema_name)
-                )
-            }
-    else:
-        schema = {}  # on the last partition's own metadata (`_group_metadata`)
     return {
-        **schema,
         "dagster/row_count": int(total),
         "rows_written": sum(b.rows_written[table] for b in builds),
         "modes": dg.MetadataValue.json(dict(modes)),

@@ -148,7 +148,6 @@ class Builder:
             with self.conn.cursor() as cur:
                 rows = cur.execute(self._sql(q.POST_STATS_RATES), {"gids": quiet}).fetchall()
             rates = dict(rows)
-        modes = {a: "incremental" if a == POST_STATS else "unchanged" for a in assets}
         names = [a for a in ANALYSIS_TABLES if a in assets]
         # Watermarks move on; each asset keeps its last mode and full build.
         self._exec(
@@ -162,7 +161,7 @@ class Builder:
         return {
             gid: GroupBuild(
                 gid,
-                modes={a: modes[a] for a in names},
+                modes={a: "incremental" if a == POST_STATS else "unchanged" for a in names},
                 rows_written={a: rates.get(gid, 0) if a == POST_STATS else 0 for a in names},
                 seconds={a: seconds if a == POST_STATS else 0.0 for a in names},
                 changed_posts=0,
