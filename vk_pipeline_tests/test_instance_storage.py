@@ -216,3 +216,24 @@ def test_a_runs_materializations_are_read_from_the_event_log_columns(instance):
         assert storage_id == expected[key][0]
         assert stamp == pytest.approx(expected[key][1], abs=1e-3)
     assert run_materializations(instance, result.run_id, dg.AssetKey("second")) == {}
+
+
+def test_a_submitted_runs_checks_show_as_planned_per_partition(instance, stock_instance):
+    """The planned rows a run's submission writes: one per check and partition, as with
+    dagster-postgres, each row's event naming its own partition rather than the whole range."""
+    job = dg.Definitions(
+        assets=[first], asset_checks=[first_checks], jobs=[dg.define_asset_job("checked")]
+    ).resolve_job_def("checked")
+    for inst in (instance, stock_instance):
+        inst.create_run_for_job(job, tags=range_tags(KEYS))
+    status = check_status(instance)
+    assert status == check_status(stock_instance)
+    assert len(status) == 2 * len(KEYS)
+    assert {s for s, _ in status.values()} == {"PLANNED"}
+    for inst, expected in ((instance, {"7"}), (stock_instance, set(KEYS))):
+        record = inst.event_log_storage.get_asset_check_execution_history(
+            CHECK_SPECS[1].key, limit=1, partition_filter=PartitionKeyFilter(key="7")
+        )[0]  # fmt: skip
+        planned = record.event.dagster_event.event_specific_data
+        assert record.status.value == "PLANNED"
+        assert set(planned.partitions_subset.get_partition_keys()) == expected
