@@ -26,8 +26,11 @@ import warnings
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import sqlalchemy as db
+from dagster_shared.serdes import serialize_value
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refresh_scale import run_phases, world_spec
@@ -65,6 +68,33 @@ def run_once(instance: dg.DagsterInstance, keys: list[str]) -> tuple[str, float]
         raise_on_error=True,
     )
     return result.run_id, time.monotonic() - started
+
+
+def event_bytes(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str, int, int]]:
+    """The run's event log rows and their serialized size, by event type and asset, largest first
+    (what every event costs to serialize, send and store)."""
+    query = db.text(
+        "SELECT dagster_event_type, asset_key, count(*), coalesce(sum(length(event)), 0)"
+        " FROM event_logs"
+        " WHERE run_id = :run_id GROUP BY 1, 2 ORDER BY 4 DESC"
+    )
+    with instance.event_log_storage.index_connection() as conn:  # type: ignore[attr-defined]
+        return [tuple(row) for row in conn.execute(query, {"run_id": run_id})]  # type: ignore[misc]
+
+
+def metadata_sizes(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[tuple[str, int]]]:
+    """Per asset, the metadata of the run's middle materialization, largest entry first."""
+    found: dict[str, list[Any]] = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        mat = entry.asset_materialization
+        if mat is not None:
+            found.setdefault(mat.asset_key.to_user_string(), []).append(mat)
+    shown = {}
+    for asset, mats in found.items():
+        meta = mats[len(mats) // 2].metadata
+        sizes = [(k, len(serialize_value(v))) for k, v in meta.items()]
+        shown[asset] = sorted(sizes, key=lambda kv: -kv[1])
+    return shown
 
 
 def main() -> None:
@@ -120,6 +150,14 @@ def main() -> None:
                 if e.dagster_event is not None
             )
             print(f"events: {sum(kinds.values())} {dict(kinds.most_common())}")
+            print("event log bytes (KB) by type and asset:")
+            for kind, asset, n, size in event_bytes(instance, run_id):
+                print(
+                    f"  {kind or '(log message)':32} {asset or '':28} {n:6} rows {size / 1024:9.1f} KB"
+                )
+            print("a materialization's metadata, by entry (serialized bytes):")
+            for asset, sizes in metadata_sizes(instance, run_id).items():
+                print(f"  {asset}: " + ", ".join(f"{k} {v}" for k, v in sizes))
     stats = pstats.Stats(profiler)
     if args.profile:
         stats.dump_stats(args.profile)

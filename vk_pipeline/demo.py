@@ -54,7 +54,7 @@ def run_crawl(
     print_checks(result)
     elapsed = time.monotonic() - started
     per_group: dict[str, dict[str, float]] = {k: {"requests": 0.0, "seconds": 0.0} for k in keys}
-    # A range run records one materialization per partition, each with the run's metadata.
+    # A range run records one materialization per partition; the last one carries the run's totals.
     seen: set[dg.AssetKey] = set()
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata

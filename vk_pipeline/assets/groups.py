@@ -12,6 +12,7 @@ from vk_pipeline.assets.common import (
     run_metadata,
 )
 from vk_pipeline.assets.rows import GROUP_COLUMNS, frame, group_row
+from vk_pipeline.partition_metadata import add_run_totals
 from vk_pipeline.vk import VKResource, fetch_groups
 
 
@@ -33,7 +34,8 @@ def groups(context: dg.AssetExecutionContext, vk: VKResource) -> pd.DataFrame:
     df = frame(rows, GROUP_COLUMNS)
     statuses = df["status"].value_counts().to_dict()
     context.log.info(f"{len(df)} groups: {statuses}")
-    context.add_output_metadata(run_metadata(client.stats, started, statuses=statuses))
+    step = context.op_execution_context._step_execution_context
+    add_run_totals(step, run_metadata(client.stats, started, statuses=statuses))
     shown = ["id", "screen_name", "name", "status", "members_count"]
     # One row per group: each partition's preview is its own row, not a filter of the frame
     # per group (500 × 500 comparisons in a 500-group run).

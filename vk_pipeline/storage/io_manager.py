@@ -21,7 +21,7 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from vk_pipeline.partition_metadata import add_partition_metadata
+from vk_pipeline.partition_metadata import add_partition_metadata, add_run_totals
 from vk_pipeline.storage.catalog import (
     DEFAULT_CHUNK_ROWS,
     TableInfo,
@@ -180,34 +180,30 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         out["write_mode"] = mode
         out["dagster/row_count"] = sum(counts.values())
         schema = column_schema(info)
-        ranged = context.has_asset_partitions and len(context.asset_partition_keys) > 1
-        if not ranged:
-            out["dagster/column_schema"] = schema
         for name, stats in extra_totals.items():
             for key in ("rows", "inserted", "updated", "unchanged"):
                 out[f"{name}_{key}"] = stats.as_dict()[key]
         if isinstance(obj, FrameStream):
             out.update(obj.metadata)
-        context.add_output_metadata(out)
-        if ranged:
-            # A range run records one materialization per partition: each carries its own
-            # slice's count (partition-scoped metadata wins over the output's on a key clash).
-            # The column schema, the same for all and half of each event's bytes (~5 KB), goes
-            # on the last one only: the asset's latest materialization, which the UI's column
-            # view reads.
-            last = context.asset_partition_keys[-1]
+        if not (context.has_asset_partitions and len(context.asset_partition_keys) > 1):
+            context.add_output_metadata({**out, "dagster/column_schema": schema})
+            return
+        # A range run records one materialization per partition, and output metadata would be
+        # copied onto each: each carries its own slice's count instead, and the run's totals and
+        # the column schema (the same for all, ~5 KB) go on the last one only: the asset's
+        # latest materialization, which the UI shows first and whose column view it reads.
+        last = context.asset_partition_keys[-1]
+        if column:
             add_partition_metadata(
                 context.step_context,
                 (
-                    (
-                        key,
-                        ({"dagster/row_count": counts.get(str(key), 0)} if column else {})
-                        | ({"dagster/column_schema": schema} if key == last else {}),
-                    )
+                    (key, {"dagster/row_count": counts.get(str(key), 0)})
                     for key in context.asset_partition_keys
-                    if column or key == last
                 ),
             )
+        add_run_totals(
+            context.step_context, {**out, "dagster/column_schema": schema}, last, context.asset_key
+        )
 
     def _write_unit(
         self,

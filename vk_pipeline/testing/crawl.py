@@ -66,8 +66,8 @@ def crawl(
 
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    """Each asset's metadata from its last partition's materialization: the run's totals are on
-    every partition's; `dagster/row_count`, previews and group figures are each partition's own."""
+    """Each asset's metadata from its latest materialization, which carries the run's totals (a
+    range run's others carry their own partition's `dagster/row_count`, preview and figures)."""
     return {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
         for e in result.get_asset_materialization_events()

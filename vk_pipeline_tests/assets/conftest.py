@@ -91,13 +91,14 @@ EVERYTHING = {"lookback_days": 100_000}  # re-read every post and every comment
 
 
 def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    """The metadata of an asset's first materialization: a range run records one per partition,
-    each with the run's totals and its own partition's figures (`dagster/row_count`, preview)."""
-    return materializations(result, asset)[0]
+    """The metadata of an asset's latest materialization: a range run records one per partition,
+    each with its own partition's figures (`dagster/row_count`, preview), and the run's totals
+    on the last one written."""
+    return materializations(result, asset)[-1]
 
 
 def materializations(result: dg.ExecuteInProcessResult, asset: str) -> list[dict]:
-    """The metadata of each of an asset's materializations, in partition order."""
+    """The metadata of each of an asset's materializations, in the order they were written."""
     events = [
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
     ]

@@ -45,8 +45,9 @@ def run(
 
 
 def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]][
-        :1
+    """The asset's latest materialization's metadata: a range run's totals are there."""
+    *_, event = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]
     ]
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
@@ -258,6 +259,9 @@ def test_first_build_equals_truth(pipeline: Pipeline):
     # The column schema once, on the last (the asset's latest) materialization.
     with_schema = [k for k, p in per_partition.items() if "dagster/column_schema" in p]
     assert with_schema == [list(per_partition)[-1]]
+    # So are the run's totals: its modes and per-group table.
+    assert [k for k, p in per_partition.items() if "modes" in p] == with_schema
+    assert [k for k, p in per_partition.items() if "per_group" in p] == with_schema
     for key, p in per_partition.items():
         assert p["dagster/row_count"] == sum(1 for owner, _ in stats if owner == -int(key))
         if p["dagster/row_count"]:

@@ -79,8 +79,12 @@ def test_each_partition_of_a_range_carries_its_own_rows(pipeline: Pipeline):
     for e in events:
         asset, key = e.asset_key.to_user_string(), e.materialization.partition
         meta = {k: v.value for k, v in e.materialization.metadata.items()}
-        # The table's column schema on the asset's last (latest) materialization, not on all.
+        # The table's column schema and the run's totals (its writes, its VK calls) on the
+        # asset's last (latest) materialization, not copied onto every partition's.
         assert ("dagster/column_schema" in meta) == (e is last[asset]), (asset, key)
+        assert ("write_mode" in meta) == (e is last[asset]), (asset, key)
+        if asset in ("groups", "posts", "comments"):
+            assert ("vk_api_calls" in meta) == (e is last[asset]), (asset, key)
         if e is last[asset]:
             names = {c.name for c in meta["dagster/column_schema"].columns}
             assert "group_id" in names or asset in ("groups", "authors"), asset

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.partitions.context import partition_loading_context
 from psycopg import sql
 from pydantic import Field
 
@@ -30,6 +29,7 @@ from vk_pipeline.assets.common import (
     partition_metadata,
     per_group_table,
 )
+from vk_pipeline.partition_metadata import add_run_totals, is_range, last_written_partition
 from vk_pipeline.partitions import group_partitions
 from vk_pipeline.storage import PostgresResource
 from vk_pipeline.storage.catalog import table_info
@@ -158,7 +158,8 @@ def analysis(
     position = {gid: i for i, gid in enumerate(gids)}
     builds.sort(key=lambda b: position[b.group_id])
     elapsed = time.monotonic() - started
-    last = _last_written(context)
+    step = context.op_execution_context._step_execution_context
+    last = last_written_partition(step) if is_range(step) else None
     for name in ANALYSIS_TABLES:
         if name in selected:
             with postgres.connection() as conn:
@@ -167,38 +168,20 @@ def analysis(
                         table_info(conn, name, postgres.schema_name)
                     )
                 }
-            # A range run's schema goes on its last partition's materialization only.
-            per_partition = _group_metadata(postgres, name, gids, last, schema)
-            partition_metadata(context, per_partition, asset_key=name)
-            yield dg.MaterializeResult(
-                asset_key=name,
-                metadata={
-                    **({} if per_partition else schema),
-                    **_metadata(postgres, name, gids, builds, elapsed),
-                },
-            )
-
-
-def _last_written(context: dg.AssetExecutionContext) -> str:
-    """The partition whose materialization Dagster writes last for a range run: it walks a set
-    of the range's keys, built as here (not in range order), and this one becomes the asset's
-    latest materialization, whose column schema the UI shows."""
-    partitions_def = context.assets_def.partitions_def
-    assert partitions_def is not None
-    with partition_loading_context(dynamic_partitions_store=context.instance):
-        subset = partitions_def.empty_subset().with_partition_key_range(
-            partitions_def, context.partition_key_range
-        )
-    return list(subset.get_partition_keys())[-1]
+            totals = _metadata(postgres, name, gids, builds, elapsed)
+            if last is None:
+                yield dg.MaterializeResult(asset_key=name, metadata={**schema, **totals})
+                continue
+            # A range run's schema and totals go on its last partition's materialization only.
+            partition_metadata(context, _group_metadata(postgres, name, gids), asset_key=name)
+            add_run_totals(step, {**schema, **totals}, last, asset_key=name)
+            yield dg.MaterializeResult(asset_key=name)
 
 
 def _group_metadata(
-    postgres: PostgresResource, table: str, gids: list[int], last: str, schema: dict[str, Any]
+    postgres: PostgresResource, table: str, gids: list[int]
 ) -> dict[int, dict[str, Any]]:
-    """Each group's own row count and preview, for its own partition's materialization; `schema`
-    on the `last` one's, which becomes the asset's latest."""
-    if len(gids) < 2:
-        return {}
+    """Each group's own row count and preview, for its own partition's materialization."""
     order, columns = PREVIEWS[table]
     ident = sql.Identifier(postgres.schema_name, table)
     counts = dict(
@@ -223,8 +206,7 @@ def _group_metadata(
     for row in rows:
         previews.setdefault(int(row[0]), []).append(row[: len(names)])
     return {
-        gid: (schema if str(gid) == last else {})
-        | {
+        gid: {
             "dagster/row_count": int(counts.get(gid, 0)),
             "preview": dg.MetadataValue.md(
                 markdown_table(names, previews[gid]) if gid in previews else "_empty_"
