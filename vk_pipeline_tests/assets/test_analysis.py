@@ -302,6 +302,31 @@ def test_incremental_build_equals_a_full_rebuild(pipeline: Pipeline):
         assert snapshot(pipeline, table) == incremental[table], table
 
 
+def test_one_batch_of_rebuilt_and_incremental_groups_equals_a_full_rebuild(pipeline: Pipeline):
+    """The changed groups of a run are built together: one group rebuilt (its state lost), the
+    others patched, in the same statements."""
+    run(pipeline)
+    change = pipeline.world.advance(
+        days=1, new_posts=0.1, commented_posts=0.1, edits=0.02, deletions=0.02
+    )
+    touched = sorted({g for g, _ in change["affected"]})
+    assert len(touched) >= 2, "the world change should touch two groups"
+    forgotten = touched[0]
+    with psycopg.connect(pipeline.database_url) as conn:
+        conn.execute("DELETE FROM vk.analysis_state WHERE group_id = %s", (forgotten,))
+    result = run(pipeline)
+    per_group = meta(result, "post_stats")["per_group"]
+    assert per_group[str(forgotten)]["mode"] == "rebuild"
+    assert {per_group[str(g)]["mode"] for g in touched[1:]} == {"incremental"}
+    # Its every stored post (tombstones too) is rewritten; the batch's counts are per group.
+    [(stored,)] = pipeline.query("SELECT count(*) FROM vk.posts WHERE group_id = %s", forgotten)
+    assert per_group[str(forgotten)]["rows_written"] == stored
+    built = {t: snapshot(pipeline, t) for t in TABLE_KEYS}
+    run(pipeline, ANALYSIS, full_rebuild=True)
+    for table in TABLE_KEYS:
+        assert snapshot(pipeline, table) == built[table], table
+
+
 def test_members_change_moves_engagement_rates_without_a_rebuild(pipeline: Pipeline):
     run(pipeline)
     gid = max(pipeline.world.group_ids(), key=lambda g: len(pipeline.world.posts(g)))
