@@ -27,9 +27,15 @@ the target lookup (`run_materializations` below), the check steps took 71 s of a
 holds a run's evaluations as they come and writes them together (one insert into the event log,
 one update of their planned rows) before it writes any other event, so the event log keeps the
 order they were logged in, and the check step's own output and success events come after them as
-before. Held evaluations are written when 1,000 are held, before any other event, and when the
-storage is disposed; a worker killed mid-step loses the ones it held, with the step they belong
-to, which the retry runs again.
+before. A run's log lines (a progress line per group: ~700 in a 500-group refresh run, each its
+own insert and NOTIFY) are held the same way, for a second at most, so the UI still shows them
+as they come. Held events are written when 1,000 are held, before any other event, a second
+after a log line was held, and when the storage is disposed; a worker killed mid-step loses the
+ones it held, with the step they belong to, which the retry runs again.
+
+A run's planned check rows (one per check and partition, written at submission) each carry
+their own partition's planned event: Dagster stores the whole range's (~6 KB for 500 groups)
+in each.
 
 Configured in `dagster.yaml` as `storage: custom: {module: vk_pipeline.instance_storage, class:
 PooledPostgresStorage, config: {postgres_url: ...}}`; the config is dagster-postgres's own.
@@ -79,8 +85,10 @@ from dagster_shared.serdes import serialize_value
 EVENT_BATCH_SIZE = "1000"
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
-# Check evaluations held before they are written together (see the module docstring).
-HELD_EVALUATIONS = 1000
+# Check evaluations and log lines held before they are written together (module docstring), and
+# how long a log line is held at most.
+HELD_EVENTS = 1000
+HELD_LOG_SECONDS = 1.0
 
 # Per storage and process: one connection kept, a few more while several threads write; with
 # three storages a run worker holds three connections while idle.
@@ -166,6 +174,11 @@ def _planned_for(
     )
 
 
+def _held(event: EventLogEntry) -> bool:
+    """What is held and written in batches: a run's check evaluations and its log lines."""
+    return bool(event.run_id) and (not event.is_dagster_event or _held_evaluation(event))
+
+
 def _held_evaluation(event: EventLogEntry) -> bool:
     """A run's check evaluation of one partition: what the batched path writes."""
     dagster_event = event.dagster_event
@@ -183,26 +196,36 @@ class PooledEventLogStorage(PostgresEventLogStorage):
         _pooled(self)
         self._held: list[EventLogEntry] = []
         self._held_lock = threading.RLock()
+        self._timer: threading.Timer | None = None
         # A process that ends without disposing its instance still writes what it held.
         ref = weakref.ref(self)
-        atexit.register(lambda: (s := ref()) is not None and s.write_held_evaluations())
+        atexit.register(lambda: (s := ref()) is not None and s.write_held())
 
     def store_event(self, event: EventLogEntry) -> None:
         with self._held_lock:
-            if _held_evaluation(event):
+            if _held(event):
                 if self._held and self._held[0].run_id != event.run_id:
-                    self.write_held_evaluations()
+                    self.write_held()
                 self._held.append(event)
-                if len(self._held) >= HELD_EVALUATIONS:
-                    self.write_held_evaluations()
+                if len(self._held) >= HELD_EVENTS:
+                    self.write_held()
+                elif not event.is_dagster_event and self._timer is None:
+                    # A log line shows in the UI within a second even if nothing follows it.
+                    self._timer = threading.Timer(HELD_LOG_SECONDS, self.write_held)
+                    self._timer.daemon = True
+                    self._timer.start()
                 return
-            self.write_held_evaluations()
+            self.write_held()
             super().store_event(event)
 
-    def write_held_evaluations(self) -> None:
-        """Writes the held check evaluations: one insert, one update of their planned rows."""
+    def write_held(self) -> None:
+        """Writes the held events in the order they came: one insert into the event log, and for
+        the check evaluations among them one update of their planned rows."""
         with self._held_lock:
             events, self._held = self._held, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if not events:
                 return
             rows = [self._event_to_row(event) for event in events]
@@ -216,7 +239,10 @@ class PooledEventLogStorage(PostgresEventLogStorage):
             executions = [
                 _execution_row(event, row, event_id)
                 for event, row, event_id in zip(events, rows, ids, strict=True)
+                if _held_evaluation(event)
             ]
+            if not executions:
+                return
             # Column-wise, as the update's arrays; `run_id` is the run's (one run is held at a time).
             params = {k: [e[k] for e in executions] for k in executions[0]}
             params["run_id"] = events[0].run_id
@@ -257,11 +283,11 @@ class PooledEventLogStorage(PostgresEventLogStorage):
             conn.execute(AssetCheckExecutionsTable.insert(), rows)
 
     def dispose(self) -> None:
-        self.write_held_evaluations()
+        self.write_held()
         super().dispose()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        self.write_held_evaluations()
+        self.write_held()
         planned: list[EventLogEntry] = []
         rest: list[EventLogEntry] = []
         for event in events:

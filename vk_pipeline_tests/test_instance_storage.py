@@ -2,7 +2,9 @@
 connection, and a run's per-partition planned events and check evaluations written in batches,
 with the same partition and check status in the UI as dagster-postgres's own storage gives."""
 
+import logging
 import os
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ import dagster as dg
 import psycopg
 import pytest
 import sqlalchemy.pool
-from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.event_api import EventLogEntry, PartitionKeyFilter
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
 from vk_pipeline.instance_storage import PooledEventLogStorage, run_materializations
@@ -39,6 +41,13 @@ with warnings.catch_warnings():
     CHECK_SPECS = [
         dg.AssetCheckSpec(name, asset=first, partitions_def=PARTS) for name in ("odd", "small")
     ]
+
+
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.multi_run(100))
+def talkative(context: dg.AssetExecutionContext) -> None:
+    """A progress line per partition, as the crawl steps log one per group."""
+    for key in context.partition_keys:
+        context.log.info(f"partition {key} done")
 
 
 @dg.multi_asset_check(specs=CHECK_SPECS, can_subset=True)
@@ -237,3 +246,41 @@ def test_a_submitted_runs_checks_show_as_planned_per_partition(instance, stock_i
         planned = record.event.dagster_event.event_specific_data
         assert record.status.value == "PLANNED"
         assert set(planned.partitions_subset.get_partition_keys()) == expected
+
+
+def test_a_runs_log_lines_are_written_together_in_the_order_they_came(instance):
+    result = dg.materialize([talkative], instance=instance, tags=range_tags(KEYS))
+    assert result.success
+    kinds = []
+    for entry in instance.all_logs(result.run_id):
+        if entry.dagster_event is None:
+            kinds.append(entry.user_message)
+        elif entry.step_key == "talkative":
+            kinds.append(entry.dagster_event.event_type_value)
+    lines = [f"partition {k} done" for k in KEYS]
+    # Every line, each once, after the step's start and before its materializations.
+    assert [k for k in kinds if k.startswith("partition")] == lines
+    start, first_line = kinds.index("STEP_START"), kinds.index(lines[0])
+    assert start < first_line < kinds.index(lines[-1]) < kinds.index("ASSET_MATERIALIZATION")
+
+
+def test_a_held_log_line_is_written_within_a_second_without_another_event(instance):
+    storage = instance.event_log_storage
+    run = dg.materialize([first], instance=instance, tags=range_tags(KEYS[:1]))
+    entry = EventLogEntry(
+        error_info=None,
+        level=logging.INFO,
+        user_message="a lone line",
+        run_id=run.run_id,
+        timestamp=time.time(),
+    )
+    storage.store_event(entry)
+    assert storage._held == [entry]  # held, not yet written
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(e.user_message == "a lone line" for e in instance.all_logs(run.run_id)):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the held line was never written")
+    assert storage._held == []
