@@ -82,10 +82,10 @@ def event_bytes(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, st
         return [tuple(row) for row in conn.execute(query, {"run_id": run_id})]  # type: ignore[misc]
 
 
-def metadata_sizes(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[tuple[str, int]]]:
+def metadata_sizes(logs: list[dg.EventLogEntry]) -> dict[str, list[tuple[str, int]]]:
     """Per asset, the metadata of the run's middle materialization, largest entry first."""
     found: dict[str, list[Any]] = {}
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+    for entry in logs:
         mat = entry.asset_materialization
         if mat is not None:
             found.setdefault(mat.asset_key.to_user_string(), []).append(mat)
@@ -144,10 +144,9 @@ def main() -> None:
             requests = int(server.stats()["http_requests"])
             print(f"refresh of {len(keys)} groups: {seconds:.1f} s, {requests} VK requests")
             print(f"phases: {run_phases(instance, run_id)}")
+            logs = instance.all_logs(run_id)
             kinds = Counter(
-                e.dagster_event.event_type_value
-                for e in instance.all_logs(run_id)
-                if e.dagster_event is not None
+                e.dagster_event.event_type_value for e in logs if e.dagster_event is not None
             )
             print(f"events: {sum(kinds.values())} {dict(kinds.most_common())}")
             print("event log bytes (KB) by type and asset:")
@@ -156,7 +155,7 @@ def main() -> None:
                     f"  {kind or '(log message)':32} {asset or '':28} {n:6} rows {size / 1024:9.1f} KB"
                 )
             print("a materialization's metadata, by entry (serialized bytes):")
-            for asset, sizes in metadata_sizes(instance, run_id).items():
+            for asset, sizes in metadata_sizes(logs).items():
                 print(f"  {asset}: " + ", ".join(f"{k} {v}" for k, v in sizes))
     stats = pstats.Stats(profiler)
     if args.profile:

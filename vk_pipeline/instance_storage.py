@@ -164,10 +164,11 @@ def _execution_row(event: EventLogEntry, row: dict[str, Any], event_id: int) -> 
     }
 
 
-def _planned_for(
-    event: EventLogEntry, planned: AssetCheckEvaluationPlanned, subset: Any, key: str
-) -> EventLogEntry:
+def _planned_for(event: EventLogEntry, key: str) -> EventLogEntry:
     """`event` (a check's planned evaluation over a range) narrowed to the partition `key`."""
+    planned: AssetCheckEvaluationPlanned = event.get_dagster_event().event_specific_data
+    subset = planned.partitions_subset
+    assert subset is not None
     narrowed = copy(planned, partitions_subset=subset.empty_subset().with_partition_keys([key]))
     return event._replace(
         dagster_event=event.get_dagster_event()._replace(event_specific_data=narrowed)
@@ -259,21 +260,22 @@ class PooledEventLogStorage(PostgresEventLogStorage):
         """One planned row per partition, as Dagster writes them, but each row's event names its own
         partition. Dagster stores the run's whole planned event (a subset of every partition of
         the range) in every row: 500 serializations of a ~6 KB event per check, 7 checks, written
-        at submission of every 500-group run (half the refresh tick's writes)."""
+        at submission of every 500-group run (`create_run` of a 505-group run: 6.1 -> 3.0 s)."""
         planned: AssetCheckEvaluationPlanned = event.get_dagster_event().event_specific_data
         subset = planned.partitions_subset
         if subset is None or len(subset) <= 1:
             super()._store_asset_check_evaluation_planned(event, event_id)
             return
         timestamp = self._event_insert_timestamp(event)
+        asset_key = planned.asset_key.to_string()
         rows = [
             {
-                "asset_key": planned.asset_key.to_string(),
+                "asset_key": asset_key,
                 "check_name": planned.check_name,
                 "partition": key,
                 "run_id": event.run_id,
                 "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-                "evaluation_event": serialize_value(_planned_for(event, planned, subset, key)),
+                "evaluation_event": serialize_value(_planned_for(event, key)),
                 "evaluation_event_timestamp": timestamp,
                 "evaluation_event_storage_id": event_id,
             }

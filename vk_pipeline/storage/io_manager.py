@@ -21,7 +21,7 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from vk_pipeline.partition_metadata import add_partition_metadata, add_run_totals
+from vk_pipeline.partition_metadata import add_partition_metadata, add_run_totals, is_range
 from vk_pipeline.storage.catalog import (
     DEFAULT_CHUNK_ROWS,
     TableInfo,
@@ -185,7 +185,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 out[f"{name}_{key}"] = stats.as_dict()[key]
         if isinstance(obj, FrameStream):
             out.update(obj.metadata)
-        if not (context.has_asset_partitions and len(context.asset_partition_keys) > 1):
+        if not (context.has_asset_partitions and is_range(context.step_context)):
             context.add_output_metadata({**out, "dagster/column_schema": schema})
             return
         # A range run records one materialization per partition, and output metadata would be

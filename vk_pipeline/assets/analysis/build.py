@@ -4,9 +4,9 @@ Modes, per asset and group:
 - ``rebuild``: delete the group's slice, recompute it from all of the group's rows.
 - ``incremental`` (post_stats, hashtags_mentions_links): recompute only the posts changed since
   the watermark (and their changed comments); see ``sql.py`` for why that set is complete.
+- ``unchanged``: nothing of the group changed since the watermark; nothing is written.
 Each group's modes are its own; each asset's statements run once per mode for all the groups of
 the batch in it.
-- ``unchanged``: nothing of the group changed since the watermark; nothing is written.
 group_activity_daily and top_commenters have no incremental mode: one new comment can move an
 author's first day or the 30-day window of every author, and the per-partition rebuild is
 measured to be cheap enough (benchmarks/analysis_bench.py, README "Analytics").
