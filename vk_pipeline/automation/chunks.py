@@ -23,6 +23,8 @@ CHUNK_TAG = "vk_pipeline/chunk"
 GROUPS_TAG = "vk_pipeline/groups"
 # Matches the assets' BackfillPolicy.multi_run(50): a refresh run and a backfill run are alike.
 MAX_GROUPS_PER_RUN = 50
+# Halvings of the limits `weighted_chunks` tries while evening its chunks out.
+BALANCE_STEPS = 20
 
 
 def consecutive_blocks(order: Sequence[str], wanted: Iterable[str]) -> list[list[str]]:
@@ -62,10 +64,32 @@ def weighted_chunks(
     budget: float,
     max_keys: int,
 ) -> list[list[str]]:
-    """Consecutive blocks cut greedily: a chunk closes before its weight would pass `budget` or
-    its size `max_keys` (a key heavier than the budget is a chunk of its own)."""
+    """Consecutive blocks cut into as few chunks as `budget` and `max_keys` allow, as even as
+    that count allows (a key heavier than the budget is a chunk of its own).
+
+    Greedy cutting alone fills every chunk to a limit and leaves the rest to the last one: 2,005
+    quiet groups at 500 a run would be 500, 500, 500, 500 and 5, a whole run (a worker start,
+    its events) for five groups, and the widest run sets when the refresh ends. So the limits are
+    scaled down as far as the chunk count stays the fewest: 401 five times."""
+    blocks = consecutive_blocks(order, wanted)
+    fewest = len(_greedy(blocks, weights, budget, max_keys))
+    low, high = 0.0, 1.0
+    for _ in range(BALANCE_STEPS):
+        scale = (low + high) / 2
+        if len(_greedy(blocks, weights, budget * scale, max(1, int(max_keys * scale)))) > fewest:
+            low = scale
+        else:
+            high = scale
+    return _greedy(blocks, weights, budget * high, max(1, int(max_keys * high)))
+
+
+def _greedy(
+    blocks: list[list[str]], weights: Mapping[str, float], budget: float, max_keys: int
+) -> list[list[str]]:
+    """Each block cut greedily: a chunk closes before its weight would pass `budget` or its size
+    `max_keys`."""
     chunks: list[list[str]] = []
-    for block in consecutive_blocks(order, wanted):
+    for block in blocks:
         current: list[str] = []
         load = 0.0
         for key in block:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -90,10 +91,14 @@ def test_stored_groups_are_sized_by_their_expected_vk_work(postgres_resource: Po
         instance.add_dynamic_partitions(GROUP_PARTITIONS_NAME, keys)
         requests = evaluate(instance, postgres=postgres_resource)
     sizes = [int(r.tags["vk_pipeline/groups"]) for r in requests]
-    # Quiet groups: as many to a run as the cap allows; the busy group alone; new ones 50 a run.
-    assert sizes[:3] == [MAX_GROUPS_PER_SIZED_RUN, MAX_GROUPS_PER_SIZED_RUN, 200]
-    assert requests[3].tags[RANGE_START_TAG] == requests[3].tags[RANGE_END_TAG] == "200000"
-    assert sizes[4:] == [50, 10]
+    # Quiet groups: as few runs as the cap allows, of even size; the busy group alone; new ones
+    # at most 50 a run.
+    quiet_runs = math.ceil(1200 / MAX_GROUPS_PER_SIZED_RUN)
+    assert sizes[:quiet_runs] == [1200 // quiet_runs] * quiet_runs
+    busy_run = requests[quiet_runs]
+    assert busy_run.tags[RANGE_START_TAG] == busy_run.tags[RANGE_END_TAG] == "200000"
+    assert len(sizes) == quiet_runs + 1 + 2 and sum(sizes[-2:]) == 60
+    assert all(size <= 50 for size in sizes[-2:])
     assert RUN_BUDGET_REQUESTS < 240
 
 
