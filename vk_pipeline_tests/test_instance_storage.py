@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy.pool
 from dagster._core.event_api import EventLogEntry, PartitionKeyFilter
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+from dagster_shared.serdes import deserialize_value
 
 from vk_pipeline.instance_storage import PooledEventLogStorage, run_materializations
 from vk_pipeline.local import PROJECT_ROOT, sqlalchemy_postgres_url
@@ -284,3 +285,48 @@ def test_a_held_log_line_is_written_within_a_second_without_another_event(instan
     else:
         raise AssertionError("the held line was never written")
     assert storage._held == []
+
+
+def test_batched_rows_are_indexed_under_their_own_ids(instance):
+    """Events written together get their ids back in order: the asset index's latest
+    materialization, the planned rows and the check executions each point at the row of their own
+    partition."""
+    result = dg.materialize([first, second, first_checks], instance=instance, tags=range_tags(KEYS))
+    assert result.success
+    storage = instance.event_log_storage
+    with storage._connect() as conn:
+        rows = conn.execute(
+            sqlalchemy.text("SELECT id, event FROM event_logs WHERE run_id = :run"),
+            {"run": result.run_id},
+        ).fetchall()
+    partition_of = {}  # event id -> (type, partition) of the event stored under it
+    for event_id, text in rows:
+        event = deserialize_value(text, EventLogEntry).dagster_event
+        if event is not None:
+            partition = event.partition or getattr(event.event_specific_data, "partition", None)
+            partition_of[int(event_id)] = (event.event_type_value, partition)
+    for asset in (first, second):
+        [record] = instance.get_asset_records([asset.key])
+        latest = record.asset_entry.last_materialization_record
+        assert latest is not None
+        assert latest.storage_id == max(
+            r.storage_id for r in instance.fetch_materializations(asset.key, limit=100).records
+        )
+        key = latest.event_log_entry.dagster_event.partition
+        assert partition_of[latest.storage_id] == ("ASSET_MATERIALIZATION", key)
+    for key in ("1", "17", "40"):
+        [planned] = instance.fetch_planned_materializations(
+            dg.AssetRecordsFilter(asset_key=first.key, asset_partitions=[key]), limit=1
+        ).records
+        assert partition_of[planned.storage_id] == ("ASSET_MATERIALIZATION_PLANNED", key)
+    with storage._connect() as conn:
+        executions = conn.execute(
+            sqlalchemy.text(
+                "SELECT partition, evaluation_event_storage_id FROM asset_check_executions"
+                " WHERE run_id = :run"
+            ),
+            {"run": result.run_id},
+        ).fetchall()
+    assert len(executions) == len(CHECK_SPECS) * len(KEYS)
+    for key, event_id in executions:
+        assert partition_of[event_id] == ("ASSET_CHECK_EVALUATION", key)
