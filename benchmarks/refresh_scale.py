@@ -11,8 +11,10 @@ tables follow the crawls through their automation condition), and no new run cam
 
 Figures per pass: tick evaluation and run submission time, wall time from the tick to the last run
 done, VK requests and the VK-bound time (requests / (3 per second × tokens)), wall / bound, Dagster
-event-log rows and data rows written per group, peak memory of the daemon and of a run worker, and
-where one run's time goes (its phases, from the run's own event log).
+event-log rows and data rows written per group, peak memory of the daemon and of a run worker,
+where one run's time goes (its phases, from the run's own event log), and the machine's CPU time
+from the tick to the last run done, by kind of process (run workers, daemon, code server,
+PostgreSQL, the VK emulator), to tell a pass bound by VK from one bound by the machine.
 
     .venv/bin/python benchmarks/refresh_scale.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
     .venv/bin/python benchmarks/refresh_scale.py --groups 50 --posts 18000 --comments 140000 ...
@@ -80,28 +82,59 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Processes by kind, from their command line: where a pass's CPU went.
+KINDS = (
+    (b"execute_run", "run workers"),
+    (b"dagster-daemon", "daemon"),
+    (b"api\x00grpc", "code server"),
+    (b"code-server", "code server"),
+    (b"vk_pipeline.emulator", "VK emulator"),
+    (b"postgres", "postgres"),
+)
+
+
+def _kind(cmd: bytes) -> str:
+    for needle, kind in KINDS:
+        if needle in cmd:
+            return kind
+    return "other"
+
+
 class WorkerWatch(threading.Thread):
     """Polls the run workers (the code server's descendants other than its gRPC server) for
-    their peak resident memory."""
+    their peak resident memory, and every process for the CPU time it has used, by kind."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak_mb = 0.0
         self.root: int | None = None
         self._done = threading.Event()
+        # pid -> (kind, [(wall time, CPU seconds used so far)])
+        self.cpu: dict[int, tuple[str, list[tuple[float, float]]]] = {}
 
     def run(self) -> None:
         while not self._done.wait(0.5):
-            if self.root is None:
-                continue
             parents: dict[int, int] = {}
+            now = time.time()
             for proc in Path("/proc").iterdir():
                 if proc.name.isdigit():
                     try:
-                        stat = (proc / "stat").read_text()
-                        parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                        parents[int(proc.name)] = int(fields[1])
+                        used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
                     except (OSError, ValueError, IndexError):
                         continue
+                    pid = int(proc.name)
+                    if pid not in self.cpu:
+                        try:
+                            cmd = (proc / "cmdline").read_bytes()
+                        except OSError:
+                            continue
+                        self.cpu[pid] = (_kind(cmd), [])
+                    self.cpu[pid][1].append((now, used))
+            if self.root is None:
+                continue
             for pid in parents:
                 up, depth = parents.get(pid), 0
                 while up and up != self.root and depth < 10:
@@ -114,6 +147,19 @@ class WorkerWatch(threading.Thread):
                     continue
                 if b"api\x00grpc" not in cmd:
                     self.peak_mb = max(self.peak_mb, peak_rss_mb(pid))
+
+    def cpu_by_kind(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each kind of process used between `start` and `end` (a process that
+        ended between two polls loses up to half a second)."""
+        totals: dict[str, float] = {}
+        for kind, samples in self.cpu.values():
+            before = [used for t, used in samples if t <= start]
+            upto = [used for t, used in samples if t <= end]
+            if not upto:
+                continue
+            used = upto[-1] - (before[-1] if before else 0.0)
+            totals[kind] = round(totals.get(kind, 0.0) + used, 1)
+        return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
     def stop(self) -> None:
         self._done.set()
@@ -215,6 +261,8 @@ class Pass:
     failed_runs: int = 0
     follow_up_runs: int = 0
     exact: str = ""
+    cpu_seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     timeline: list[str] = field(default_factory=list)
 
@@ -417,6 +465,9 @@ def run_pass(
         result.phases["(groups in this run)"] = float(
             biggest.dagster_run.tags.get("vk_pipeline/groups", "0")
         )
+        time.sleep(1)  # a last poll after the last run ended
+        result.cpu = watch.cpu_by_kind(tick.timestamp, last_end)
+        result.cpu_seconds = round(sum(result.cpu.values()), 1)
     finally:
         watch.stop()
         result.worker_mb = round(watch.peak_mb, 1)
@@ -576,6 +627,11 @@ def report(figures: list[Pass], groups: int, tokens: int) -> None:
     for f in figures:
         print(f"\nwhere one run of the {f.label} went (seconds): {json.dumps(f.phases)}")
         print(f"runs of the {f.label} (seconds after the tick): {'; '.join(f.timeline)}")
+        cores = os.cpu_count() or 1
+        print(
+            f"CPU of the {f.label} (seconds, tick to last run done): {f.cpu_seconds} of the "
+            f"{cores} cores' {cores * f.wall_seconds:.1f}; by process: {json.dumps(f.cpu)}"
+        )
 
 
 if __name__ == "__main__":
