@@ -223,12 +223,20 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def preview(df: pd.DataFrame, columns: list[str], rows: int = 5) -> dg.MetadataValue:
-    """The first `rows` rows of `df` in `columns` (those it has), long texts cut."""
-    shown = [c for c in columns if c in df.columns]
-    return dg.MetadataValue.md(
-        markdown_table(shown, df[shown].head(rows).itertuples(index=False, name=None))
-    )
+def preview(
+    data: pd.DataFrame | Sequence[Mapping[str, Any]], columns: list[str], rows: int = 5
+) -> dg.MetadataValue:
+    """The first `rows` rows of `data` (a frame, or row dicts as the crawl builds them) in
+    `columns` (those it has), long texts cut. The crawl steps pass their row dicts: a five-row
+    frame per group cost ~3 ms of pandas, 2.4 s of a profiled 500-group posts step."""
+    if isinstance(data, pd.DataFrame):
+        shown = [c for c in columns if c in data.columns]
+        values: Iterable[Sequence[Any]] = data[shown].head(rows).itertuples(index=False, name=None)
+    else:
+        head = list(data[:rows])
+        shown = [c for c in columns if head and c in head[0]]
+        values = ([row.get(c) for c in shown] for row in head)
+    return dg.MetadataValue.md(markdown_table(shown, values))
 
 
 def run_metadata(stats: ClientStats, started: float, **extra: Any) -> dict[str, Any]:

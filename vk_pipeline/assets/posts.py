@@ -154,10 +154,9 @@ class _Listing(CrawlStream):
                     totals["posts_read"] += len(read)
                     newest[gid] = newest_of_rows(newest[gid], read)
                     if read and gid not in previews:
-                        # Each partition's own rows (a small frame of five, not the unit's).
+                        # Each partition's own rows, not the unit's.
                         previews[gid] = preview(
-                            pd.DataFrame.from_records(read[:5]),
-                            ["owner_id", "id", "date", "text", "comments_count"],
+                            read, ["owner_id", "id", "date", "text", "comments_count"]
                         )
                     if result.final:
                         if result.error is not None:

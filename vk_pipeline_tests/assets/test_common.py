@@ -44,3 +44,15 @@ def test_preview_cuts_long_texts_and_keeps_the_named_columns_it_has():
     assert cells(header) == ["id", "text"]
     assert [cells(r)[0] for r in rows] == ["0", "1", "2", "3", "4"]
     assert all(cells(r)[1] == "x" * PREVIEW_WIDTH + "…" for r in rows)
+
+
+def test_a_preview_of_row_dicts_reads_as_the_preview_of_their_frame():
+    """The crawl steps pass the rows they built; the table is the one their frame gives."""
+    rows = [
+        {"owner_id": -7, "id": i, "date": datetime(2026, 12, 7, 3, i, tzinfo=UTC), "text": "t|x"}
+        for i in range(8)
+    ]
+    columns = ["owner_id", "id", "date", "text", "missing"]
+    from_rows = preview(rows, columns).value
+    assert from_rows == preview(pd.DataFrame.from_records(rows), columns).value
+    assert len(from_rows.splitlines()) == 2 + 5
