@@ -86,6 +86,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Processes by kind, from their command line: where a pass's CPU went.
 KINDS = (
     (b"execute_run", "run workers"),
+    # The code server starts each run's worker with multiprocessing's spawn.
+    (b"spawn_main", "run workers"),
+    (b"refresh_scale", "this benchmark"),
     (b"dagster-daemon", "daemon"),
     (b"api\x00grpc", "code server"),
     (b"code-server", "code server"),
@@ -97,6 +100,12 @@ KINDS = (
 def _kind(cmd: bytes) -> str:
     for needle, kind in KINDS:
         if needle in cmd:
+            if kind == "postgres" and b"_dagster_" in cmd:
+                # A backend's title names its database: Dagster's own (scratch_database's
+                # `vk_scale_dagster_…`) or the data's.
+                return "postgres, Dagster's database"
+            if kind == "postgres" and b"vk_scale_" in cmd:
+                return "postgres, the data's database"
             return kind
     return "other"
 
