@@ -44,6 +44,7 @@ PooledPostgresStorage, config: {postgres_url: ...}}`; the config is dagster-post
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import threading
 import weakref
@@ -294,11 +295,19 @@ class PooledEventLogStorage(PostgresEventLogStorage):
         super().dispose()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Each stretch of events of one kind written together, in order. dagster-postgres
+        batches a batch of one kind only, and a run's submission sends its planned
+        materializations and planned checks 1,000 to a batch: the batch holding both kinds went
+        event by event (552 single inserts in a 505-group run's `create_run`, 2.8 of a profiled
+        30 s)."""
         self.write_held()
-        kinds = {event.get_dagster_event().event_type for event in events}
-        if len(kinds) != 1 or not kinds <= INSERTED_TOGETHER:
-            super().store_event_batch(events)
-            return
+        for kind, same in itertools.groupby(events, lambda e: e.get_dagster_event().event_type):
+            if kind in INSERTED_TOGETHER:
+                self._store_together(list(same))
+            else:
+                super().store_event_batch(list(same))
+
+    def _store_together(self, events: list[EventLogEntry]) -> None:
         _rows, ids = self._insert_events(events)
         last: dict[Any, tuple[EventLogEntry, int]] = {}
         for event, event_id in zip(events, ids, strict=True):

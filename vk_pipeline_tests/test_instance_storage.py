@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy.pool
 from dagster._core.event_api import EventLogEntry, PartitionKeyFilter
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_shared.serdes import deserialize_value
 
 from vk_pipeline.instance_storage import PooledEventLogStorage, run_materializations
@@ -330,3 +331,24 @@ def test_batched_rows_are_indexed_under_their_own_ids(instance):
     assert len(executions) == len(CHECK_SPECS) * len(KEYS)
     for key, event_id in executions:
         assert partition_of[event_id] == ("ASSET_CHECK_EVALUATION", key)
+
+
+def test_a_submission_writes_planned_materializations_and_checks_in_batches(instance, monkeypatch):
+    """A run's planned materializations share their last batch with its planned checks; neither
+    kind is then written one event at a time."""
+    job = dg.Definitions(
+        assets=[first], asset_checks=[first_checks], jobs=[dg.define_asset_job("checked")]
+    ).resolve_job_def("checked")
+    single: list[str] = []
+    store_event = PostgresEventLogStorage.store_event
+
+    def counted(self: PostgresEventLogStorage, event: EventLogEntry) -> None:
+        single.append(event.dagster_event_type.value)
+        store_event(self, event)
+
+    monkeypatch.setattr(PostgresEventLogStorage, "store_event", counted)
+    run = instance.create_run_for_job(job, tags=range_tags(KEYS))
+    assert "ASSET_MATERIALIZATION_PLANNED" not in single
+    assert planned_rows(instance, run.run_id) == len(KEYS)
+    assert {s for s, _ in check_status(instance).values()} == {"PLANNED"}
+    assert len(check_status(instance)) == 2 * len(KEYS)
