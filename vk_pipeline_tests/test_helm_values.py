@@ -48,6 +48,8 @@ def test_the_instance_runs_by_the_same_conventions_as_dagster_yaml():
     assert daemon["runCoordinator"]["type"] == inst["run_coordinator"]["class"]
     assert queued["maxConcurrentRuns"] == runs["max_concurrent_runs"]
     assert queued["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    dequeue = inst["run_coordinator"]["config"]["dequeue_interval_seconds"]
+    assert queued["dequeueIntervalSeconds"] == dequeue
     assert v["additionalInstanceConfig"]["concurrency"]["pools"] == inst["concurrency"]["pools"]
     assert v["additionalInstanceConfig"]["freshness"] == inst["freshness"]
     assert daemon["runRetries"] == {
