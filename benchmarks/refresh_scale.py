@@ -100,6 +100,8 @@ KINDS = (
 def _kind(cmd: bytes) -> str:
     for needle, kind in KINDS:
         if needle in cmd:
+            if kind == "postgres" and b"autovacuum" in cmd:
+                return "postgres, autovacuum"
             if kind == "postgres" and b"_dagster_" in cmd:
                 # A backend's title names its database: Dagster's own (scratch_database's
                 # `vk_scale_dagster_…`) or the data's.
