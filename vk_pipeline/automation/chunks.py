@@ -5,7 +5,7 @@ A run over a partition range is one run for many groups (a run costs seconds of 
 instance's order (insertion order for dynamic partitions), so keys are only grouped where they
 are consecutive in that order.
 
-New groups go 50 to a run (their size is unknown until their first load). Groups already stored
+New groups go at most 50 to a run (their size is unknown until their first load). Groups already stored
 can be cut by the VK work each is expected to cost (`weighted_chunks`): a refresh of quiet groups
 is then a few large runs, and a run of busy ones stays short.
 """

@@ -8,7 +8,7 @@ is rough on purpose: it only has to tell a quiet group (a fraction of a request)
 
 A group never listed to its end costs what today's 50-groups-a-run assumes (its size is unknown
 until its first load). When the store cannot be read, every group counts as unknown: the refresh
-still runs, 50 groups a run, and the tick says why.
+still runs, at most 50 groups a run, and the tick says why.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def size_runs(
         known = group_weights(postgres, keys, now) if postgres is not None else {}
     except Exception as exc:  # any storage trouble: fall back, never skip the refresh
         known = {}
-        note = f"stored wall sizes unreadable ({type(exc).__name__}): 50 groups a run"
+        note = f"stored wall sizes unreadable ({type(exc).__name__}): at most 50 groups a run"
     weights = {k: known.get(k, UNKNOWN_WEIGHT) for k in keys}
     chunks = weighted_chunks(
         order, keys, weights, budget=RUN_BUDGET_REQUESTS, max_keys=MAX_GROUPS_PER_SIZED_RUN
