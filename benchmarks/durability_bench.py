@@ -36,6 +36,8 @@ from vk_pipeline.testing.databases import scratch_database
 from vk_pipeline.testing.faults import SOAK
 from vk_pipeline.testing.processes import crawl_process
 from vk_pipeline.testing.truth import duplicates, matches_truth
+from vk_pipeline.vk.paging import GROUPS_PER_CALL
+from vk_pipeline.vk.users import USERS_PER_CALL
 
 
 def row(figure: str, value: str, goal: str = "") -> None:
@@ -61,8 +63,12 @@ def stored_comments(url: str) -> int:
             return 0
 
 
-def lower_bound(world: World, skip: set[tuple[int, int]] = frozenset()) -> int:
-    """Requests any client needs: groups, every wall page, comment pages of posts not in `skip`."""
+def lower_bound(
+    world: World, skip: set[tuple[int, int]] = frozenset(), authors: bool = False
+) -> int:
+    """Requests any client needs: groups, every wall page, comment pages of posts not in `skip`,
+    and with `authors` the `authors` step's lookups, which can only follow the comments that name
+    them: users.get of 1,000 ids and groups.getById of 500 a call, packed 25 to an `execute`."""
     gids = world.group_ids()
     walls = sum(wall_pages(world, g) for g in gids)
     pages = sum(
@@ -71,7 +77,23 @@ def lower_bound(world: World, skip: set[tuple[int, int]] = frozenset()) -> int:
         for p in world.posts(g)
         if (g, p["id"]) not in skip
     )
-    return 1 + math.ceil(walls / PACK) + math.ceil(pages / PACK)
+    bound = 1 + math.ceil(walls / PACK) + math.ceil(pages / PACK)
+    if authors:
+        ids = {
+            i
+            for g in gids
+            for p in world.posts(g)
+            for i in (
+                p.get("from_id"),
+                p.get("signer_id"),
+                *(c.get("from_id") for c in world.comments(g, p["id"])),
+            )
+            if i
+        }
+        users, communities = sum(1 for i in ids if i > 0), sum(1 for i in ids if i < 0)
+        lookups = math.ceil(users / USERS_PER_CALL) + math.ceil(communities / GROUPS_PER_CALL)
+        bound += math.ceil(lookups / PACK)
+    return bound
 
 
 def child(url: str, server: EmulatorServer, world: World, rate: float) -> subprocess.Popen:
@@ -95,7 +117,8 @@ def kill_section(admin: str | None, world: World, fraction: float = 0.5) -> None
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         synced = synced_posts(url)
-        bound = lower_bound(world, synced)
+        # The kill lands in the comments step: no author was asked for yet, all remain.
+        bound = lower_bound(world, synced, authors=True)
         server.reset_stats()
         result, seconds = crawl(
             instance,
