@@ -98,18 +98,18 @@ KINDS = (
 
 
 def _kind(cmd: bytes) -> str:
-    for needle, kind in KINDS:
-        if needle in cmd:
-            if kind == "postgres" and b"autovacuum" in cmd:
-                return "postgres, autovacuum"
-            if kind == "postgres" and b"_dagster_" in cmd:
-                # A backend's title names its database: Dagster's own (scratch_database's
-                # `vk_scale_dagster_…`) or the data's.
-                return "postgres, Dagster's database"
-            if kind == "postgres" and b"vk_scale_" in cmd:
-                return "postgres, the data's database"
-            return kind
-    return "other"
+    kind = next((kind for needle, kind in KINDS if needle in cmd), "other")
+    if kind != "postgres":
+        return kind
+    # A backend's title names its database: Dagster's own (scratch_database's
+    # `vk_scale_dagster_…`) or the data's.
+    if b"autovacuum" in cmd:
+        return "postgres, autovacuum"
+    if b"_dagster_" in cmd:
+        return "postgres, Dagster's database"
+    if b"vk_scale_" in cmd:
+        return "postgres, the data's database"
+    return kind
 
 
 class WorkerWatch(threading.Thread):
@@ -150,13 +150,8 @@ class WorkerWatch(threading.Thread):
                 up, depth = parents.get(pid), 0
                 while up and up != self.root and depth < 10:
                     up, depth = parents.get(up), depth + 1
-                if up != self.root:
-                    continue
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"api\x00grpc" not in cmd:
+                # The code server's own gRPC server is not a run worker (kinds read above).
+                if up == self.root and pid in self.cpu and self.cpu[pid][0] != "code server":
                     self.peak_mb = max(self.peak_mb, peak_rss_mb(pid))
 
     def cpu_by_kind(self, start: float, end: float) -> dict[str, float]:

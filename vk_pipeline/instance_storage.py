@@ -93,7 +93,8 @@ HELD_EVENTS = 1000
 HELD_LOG_SECONDS = 1.0
 
 # The event kinds a batch of one kind is inserted for here (`_insert_events`); their asset index
-# rows are updated once per asset, from its last event, as dagster-postgres does for materializations.
+# rows are updated once per asset, from its last event, as dagster-postgres does for
+# materializations.
 INSERTED_TOGETHER = {
     DagsterEventType.ASSET_MATERIALIZATION,
     DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
@@ -101,7 +102,10 @@ INSERTED_TOGETHER = {
 }
 EVENT_COLUMNS = ("run_id", "event", "dagster_event_type", "timestamp", "step_key", "asset_key",
                  "partition")  # fmt: skip
-INSERT_EVENTS = f"INSERT INTO {SqlEventLogStorageTable.name} ({', '.join(EVENT_COLUMNS)}) VALUES %s RETURNING id"
+INSERT_EVENTS = (
+    f"INSERT INTO {SqlEventLogStorageTable.name} ({', '.join(EVENT_COLUMNS)})"
+    " VALUES %s RETURNING id"
+)
 
 # Per storage and process: one connection kept, a few more while several threads write; with
 # three storages a run worker holds three connections while idle.
@@ -329,7 +333,8 @@ class PooledEventLogStorage(PostgresEventLogStorage):
         with self._connect() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                # One page: the rows come back in the order of VALUES, as Dagster's insert relies on.
+                # One page: the rows come back in the order of VALUES, as Dagster's own insert
+                # relies on.
                 returned = execute_values(
                     cursor, INSERT_EVENTS, values, page_size=len(values), fetch=True
                 )

@@ -5,9 +5,9 @@ A run over a partition range is one run for many groups (a run costs seconds of 
 instance's order (insertion order for dynamic partitions), so keys are only grouped where they
 are consecutive in that order.
 
-New groups go at most 50 to a run (their size is unknown until their first load). Groups already stored
-can be cut by the VK work each is expected to cost (`weighted_chunks`): a refresh of quiet groups
-is then a few large runs, and a run of busy ones stays short.
+New groups go at most 50 to a run (their size is unknown until their first load). Groups already
+stored can be cut by the VK work each is expected to cost (`weighted_chunks`): a refresh of quiet
+groups is then a few large runs, and a run of busy ones stays short.
 """
 
 from __future__ import annotations
@@ -72,15 +72,19 @@ def weighted_chunks(
     its events) for five groups, and the widest run sets when the refresh ends. So the limits are
     scaled down as far as the chunk count stays the fewest: 401 five times."""
     blocks = consecutive_blocks(order, wanted)
-    fewest = len(_greedy(blocks, weights, budget, max_keys))
+
+    def cut(scale: float) -> list[list[str]]:
+        return _greedy(blocks, weights, budget * scale, max(1, int(max_keys * scale)))
+
+    fewest = len(cut(1.0))
     low, high = 0.0, 1.0
     for _ in range(BALANCE_STEPS):
         scale = (low + high) / 2
-        if len(_greedy(blocks, weights, budget * scale, max(1, int(max_keys * scale)))) > fewest:
+        if len(cut(scale)) > fewest:
             low = scale
         else:
             high = scale
-    return _greedy(blocks, weights, budget * high, max(1, int(max_keys * high)))
+    return cut(high)
 
 
 def _greedy(

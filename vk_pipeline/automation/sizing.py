@@ -30,8 +30,8 @@ PAGE = 100  # posts or comments per call
 # while one starts or writes, another keeps the token busy; a run this size amortises its start.
 RUN_BUDGET_REQUESTS = 200.0
 # Groups per run at most: the steps' per-group work (rows, checks, metadata) grows with it. A
-# refresh of 2,000 quiet groups is then three runs, which the `vk_api` pool (3) runs at once: at 500,
-# the fourth waited ~45 s for a slot and the fifth held five groups (refresh_scale.py, stop 27).
+# refresh of 2,000 quiet groups is then three runs, which the `vk_api` pool (3) runs at once: at
+# 500, the fourth waited ~45 s for a slot and the fifth held five groups (refresh_scale.py).
 MAX_GROUPS_PER_SIZED_RUN = 700
 # A group not yet listed weighs what fits MAX_GROUPS_PER_RUN of them into one run's budget.
 UNKNOWN_WEIGHT = RUN_BUDGET_REQUESTS / MAX_GROUPS_PER_RUN
